@@ -1,0 +1,57 @@
+"""The ``resnorm`` command. Imports lazily: ``resnorm --help`` never loads Lightning."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from resnorm.errors import one_line_error
+
+USAGE = """resnorm <command> [args]
+
+commands:
+  train [-m] [overrides...]   train one config, or a multirun sweep with -m (Hydra syntax)
+                              e.g. resnorm train task=image_digits variant=post_ln model.depth=8
+  report <dirs...> [--out D]  build a comparison report from run or sweep directories
+
+Run `resnorm train --help` for Hydra's help (config groups and their options).
+Set RESNORM_DEBUG=1 to see full tracebacks instead of one-line errors."""
+
+
+def train(argv: list[str]) -> int:
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us; we print one line
+    sys.argv = ["resnorm train", *argv]
+    from resnorm.training.app import FAILURES, main
+
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except Exception as exc:  # config composition errors, before any job starts
+        if os.environ.get("RESNORM_DEBUG"):
+            raise
+        print(f"resnorm: error: {one_line_error(exc)}", file=sys.stderr)
+        return 2
+    return 1 if FAILURES else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        return train(rest)
+    if command == "report":
+        from resnorm.report.cli import main as report_main
+
+        return report_main(rest)
+    parser = argparse.ArgumentParser(prog="resnorm", usage=USAGE)
+    parser.error(f"unknown command {command!r}; allowed: train, report")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

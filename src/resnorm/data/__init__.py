@@ -1,0 +1,4 @@
+"""Datasets: one module per modality, embedded generators and real loaders.
+
+Imports neither ``resnorm.models`` nor ``resnorm.training``.
+"""

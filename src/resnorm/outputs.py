@@ -1,0 +1,66 @@
+"""The outputs contract: the files every run directory holds and how they are written.
+
+Pure Python (no torch) so that ``resnorm report`` can read runs without the training stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SUMMARY_SCHEMA = 1
+SUMMARY = "summary.json"
+STABILITY = "stability.json"
+METRICS_CSV = "csv/metrics.csv"
+
+STATUSES = ("running", "completed", "diverged", "failed", "pruned")
+FINISHED = ("completed", "diverged", "pruned")
+
+# Keys that change how a run is executed or recorded, not what it computes.
+RUN_ONLY_KEYS = ("logger", "paths", "hydra", "hparams_search", "study")
+RUN_ONLY_TRAINER_KEYS = ("num_threads", "log_every", "ckpt_every", "enable_progress_bar")
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A reader sees the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=str, allow_nan=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_key(config: dict[str, Any]) -> str:
+    """Hash of the resolved config without the run-only keys: same key, same computation."""
+    cfg = {k: v for k, v in config.items() if k not in RUN_ONLY_KEYS}
+    if isinstance(cfg.get("trainer"), dict):
+        cfg["trainer"] = {k: v for k, v in cfg["trainer"].items() if k not in RUN_ONLY_TRAINER_KEYS}
+    blob = json.dumps(cfg, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(run_dir) / SUMMARY
+    with open(path) as f:
+        data = json.load(f)
+    schema = data.get("schema")
+    if not isinstance(schema, int) or schema > SUMMARY_SCHEMA:
+        raise ValueError(
+            f"{path}: summary schema {schema!r} is newer than this resnorm understands "
+            f"(<= {SUMMARY_SCHEMA}); upgrade resnorm"
+        )
+    return data

@@ -1,0 +1,1 @@
+"""Lightning training: the module, optimizers and schedules, loggers, and one job's run."""

@@ -1,0 +1,74 @@
+"""Experiment loggers: a CSV log always, plus W&B, TensorBoard or nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from pytorch_lightning.loggers import CSVLogger, Logger
+
+
+def wandb_mode(requested: str) -> str:
+    """'auto' means online only when an API key is configured; never wait on a login."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if requested != "auto":
+        return requested
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        has_login = "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        has_login = False
+    return "online" if has_login else "offline"
+
+
+def build_loggers(
+    cfg: DictConfig, run_dir: str, flat: dict[str, Any], tags: list[str]
+) -> list[Logger]:
+    # Lightning's CSV logger writes <run_dir>/csv/metrics.csv (the contract's METRICS_CSV).
+    loggers: list[Logger] = [CSVLogger(save_dir=run_dir, name="csv", version="")]
+    name = cfg.logger.name
+    if name == "wandb":
+        from pytorch_lightning.loggers import WandbLogger
+
+        mode = wandb_mode(cfg.logger.mode)
+        loggers.append(
+            WandbLogger(
+                project=cfg.logger.project,
+                entity=cfg.logger.entity,
+                group=cfg.logger.group,
+                job_type=cfg.task.name,
+                tags=tags,
+                name=os.path.basename(run_dir),
+                save_dir=run_dir,
+                mode=mode,
+                config=flat,
+                reinit="finish_previous",
+            )  # fmt: skip
+        )
+    elif name == "tensorboard":
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=run_dir, name="tensorboard", version=""))
+    elif name not in ("csv", "none"):
+        raise ValueError(
+            f"logger={name!r} is not a valid choice; allowed: csv, none, tensorboard, wandb"
+        )
+    return loggers
+
+
+def finish_wandb(status: str) -> None:
+    """Close this job's W&B run so the next multirun job gets a run of its own."""
+    import sys
+
+    if "wandb" not in sys.modules:
+        return
+    import wandb
+
+    if wandb.run is not None:
+        wandb.run.summary["status"] = status
+        wandb.finish(exit_code=0 if status in ("completed", "diverged") else 1)

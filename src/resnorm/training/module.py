@@ -1,0 +1,85 @@
+"""The LightningModule: loss, optimisation and evaluation for every task kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnorm.data.spec import TaskSpec
+from resnorm.training.metrics import MONITOR, ClassificationMetrics, LanguageModelMetrics
+from resnorm.training.optim import build_optimizer
+
+
+class TaskModule(pl.LightningModule):
+    def __init__(
+        self, model: nn.Module, spec: TaskSpec, optim: dict[str, Any], total_steps: int
+    ) -> None:
+        super().__init__()
+        self.model, self.spec = model, spec
+        self.optim_cfg, self.total_steps = optim, total_steps
+        make = (
+            LanguageModelMetrics
+            if spec.kind == "lm"
+            else lambda: ClassificationMetrics(spec.num_classes)
+        )
+        self.val_metrics, self.test_metrics = make(), make()
+        self.monitor, self.mode = MONITOR[spec.kind]
+        self.best_val: dict[str, float] = {}
+        self.last_val: dict[str, float] = {}
+        self.test_results: dict[str, float] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.loss(self.model(x), y)
+        self.log("train/loss", loss, on_step=True, on_epoch=False)
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: nn.Module) -> None:
+        x, y = batch
+        logits = self.model(x)
+        metrics.update(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), self.loss(logits, y))
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        self._eval_step(batch, self.val_metrics)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        self._eval_step(batch, self.test_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self.val_metrics.reset()
+            return
+        results = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.last_val = results
+        value, best = results[self.monitor], self.best_val.get(self.monitor)
+        if best is None or (value > best if self.mode == "max" else value < best):
+            self.best_val = {**results, "step": self.global_step}
+        self.log_dict({f"val/{k}": v for k, v in results.items()})
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self.test_metrics.compute()
+        self.test_metrics.reset()
+        self.log_dict({f"test/{k}": v for k, v in self.test_results.items()})
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt, sched = build_optimizer(self.model, total_steps=self.total_steps, **self.optim_cfg)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # best_val survives a resume through the checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["resnorm"] = {"best_val": self.best_val, "last_val": self.last_val}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("resnorm", {})
+        self.best_val, self.last_val = state.get("best_val", {}), state.get("last_val", {})

@@ -1,0 +1,72 @@
+"""AdamW with linear warmup then a cosine, linear or constant schedule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+def check_optim_options(lr: float, warmup_steps: int, schedule: str, weight_decay: float) -> None:
+    if not lr > 0:
+        raise ValueError(f"optim.lr={lr!r} must be positive")
+    if warmup_steps < 0:
+        raise ValueError(f"optim.warmup_steps={warmup_steps!r} must be >= 0")
+    if weight_decay < 0:
+        raise ValueError(f"optim.weight_decay={weight_decay!r} must be >= 0")
+    if schedule not in SCHEDULES:
+        raise ValueError(
+            f"optim.schedule={schedule!r} is not a valid choice; allowed: {', '.join(SCHEDULES)}"
+        )
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, min_ratio: float):
+    """Multiplier of the peak LR at ``step`` (0-based)."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    decay = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
+    return min_ratio + (1 - min_ratio) * decay
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norm gains, scalars and embeddings' positions (≤1-D)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(
+    model: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    warmup_steps: int = 0,
+    schedule: str = "cosine",
+    min_lr_ratio: float = 0.0,
+    total_steps: int = 1,
+    fused: bool | None = None,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    check_optim_options(lr, warmup_steps, schedule, weight_decay)
+    on_cuda = next(model.parameters()).is_cuda
+    opt = torch.optim.AdamW(
+        param_groups(model, weight_decay), lr=lr, betas=tuple(betas), eps=eps,
+        fused=on_cuda if fused is None else fused,
+    )  # fmt: skip
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, warmup_steps, total_steps, schedule, min_lr_ratio)
+    )
+    return opt, sched

@@ -1,0 +1,150 @@
+"""One training job: validate, train, evaluate, and write the outputs contract.
+
+A run's ``summary.json`` says ``running`` from its first second, and is rewritten
+(atomically) as completed / diverged / failed only when that is what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from resnorm.outputs import SUMMARY, SUMMARY_SCHEMA, run_key, write_json_atomic
+from resnorm.training.builders import (
+    build_datamodule,
+    build_model,
+    check_model_config,
+    encoder_kwargs,
+    flat_config,
+)
+from resnorm.training.loggers import build_loggers, finish_wandb
+from resnorm.training.module import TaskModule
+from resnorm.training.optim import check_optim_options
+from resnorm.training.provenance import device_name, versions
+
+log = logging.getLogger("resnorm")
+
+OPTIM_KEYS = (
+    "lr",
+    "weight_decay",
+    "betas",
+    "eps",
+    "warmup_steps",
+    "schedule",
+    "min_lr_ratio",
+    "fused",
+)
+
+
+def quiet_lightning() -> None:
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*is not a `DataLoader`.*")
+
+
+def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
+    model = encoder_kwargs(cfg.model)
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "run_key": run_key(container),
+        "status": "running",
+        "task": cfg.task.name,
+        "variant": cfg.model.variant,
+        **{k: model[k] for k in ("residual", "norm_position", "norm", "depth", "dim", "heads")},
+        "seed": cfg.seed,
+        "lr": cfg.optim.lr,
+        "warmup_steps": cfg.optim.warmup_steps,
+        "metrics": {},
+        "stability": {},
+        "steps": 0,
+        "wall_s": 0.0,
+        "params": None,
+        "versions": versions(),
+        "device": device_name(cfg.trainer.accelerator),
+        "config": container,
+    }
+
+
+def check_config(cfg: DictConfig) -> None:
+    check_model_config(cfg.model)
+    o = cfg.optim
+    check_optim_options(o.lr, o.warmup_steps, o.schedule, o.weight_decay)
+    if not isinstance(cfg.trainer.max_steps, int) or cfg.trainer.max_steps < 1:
+        raise ValueError(f"trainer.max_steps={cfg.trainer.max_steps!r} must be a positive integer")
+
+
+def build_trainer(cfg: DictConfig, run_dir: str, loggers: list, callbacks: list) -> pl.Trainer:
+    t = cfg.trainer
+    return pl.Trainer(
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        max_steps=t.max_steps, max_epochs=-1, val_check_interval=t.val_every,
+        check_val_every_n_epoch=None, log_every_n_steps=t.log_every,
+        gradient_clip_val=cfg.optim.grad_clip, deterministic=t.deterministic,
+        logger=loggers, callbacks=callbacks, default_root_dir=run_dir,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+
+
+def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train and evaluate one configuration in ``run_dir``; return its summary."""
+    t0 = time.perf_counter()
+    run_dir = str(run_dir)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    check_config(cfg)  # before anything is written or trained
+    summary = base_summary(cfg, container)
+    summary_path = Path(run_dir) / SUMMARY
+    write_json_atomic(summary_path, summary)
+    quiet_lightning()
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    try:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        dm = build_datamodule(cfg)
+        dm.setup("fit")
+        model = build_model(cfg.model, dm.spec)
+        summary["params"] = sum(p.numel() for p in model.parameters())
+        summary["chance"] = dm.spec.chance
+        optim = {k: cfg.optim[k] for k in OPTIM_KEYS}
+        module = TaskModule(model, dm.spec, optim, total_steps=cfg.trainer.max_steps)
+        tags = [f"{k}={summary[k]}" for k in ("variant", "residual", "norm_position", "norm")]
+        tags.append(f"depth={summary['depth']}")
+        loggers = build_loggers(cfg, run_dir, flat_config(cfg), tags)
+        ckpt = pl.callbacks.ModelCheckpoint(
+            dirpath=os.path.join(run_dir, "checkpoints"), save_last=True, save_top_k=0,
+            every_n_train_steps=cfg.trainer.ckpt_every or None,
+        )  # fmt: skip
+        trainer = build_trainer(cfg, run_dir, loggers, [ckpt])
+        last = Path(run_dir) / "checkpoints" / "last.ckpt"
+        resume = str(last) if cfg.trainer.resume and last.is_file() else None
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+        if trainer.interrupted:
+            raise RuntimeError("training was interrupted")
+        trainer.test(module, datamodule=dm, verbose=False, weights_only=True)
+        summary["status"] = "completed"
+        summary["steps"] = trainer.global_step
+        summary["metrics"] = {
+            **{f"test/{k}": v for k, v in module.test_results.items()},
+            **{f"val_best/{k}": v for k, v in module.best_val.items()},
+            **{f"val_last/{k}": v for k, v in module.last_val.items()},
+        }
+    except BaseException as exc:
+        summary["status"] = "failed"
+        summary["error"] = f"{type(exc).__name__}: {exc}"
+        summary["wall_s"] = time.perf_counter() - t0
+        write_json_atomic(summary_path, summary)
+        finish_wandb("failed")
+        raise
+    summary["wall_s"] = time.perf_counter() - t0
+    write_json_atomic(summary_path, summary)
+    finish_wandb(summary["status"])
+    return summary
