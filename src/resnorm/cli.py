@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from resnorm.errors import one_line_error
 
@@ -22,6 +23,9 @@ Set RESNORM_DEBUG=1 to see full tracebacks instead of one-line errors."""
 def train(argv: list[str]) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us; we print one line
     sys.argv = ["resnorm train", *argv]
+    # Library deprecation chatter that says nothing about the user's run.
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     from resnorm.training.app import FAILURES, main
 
     try:

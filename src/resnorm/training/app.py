@@ -19,10 +19,13 @@ FAILURES: list[str] = []
 
 @hydra.main(config_path=conf_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from resnorm.training.run import run_job
-
     run_dir = HydraConfig.get().runtime.output_dir
     try:
+        from resnorm.training.validate import check_config
+
+        check_config(cfg)  # fail fast, before Lightning is even imported
+        from resnorm.training.run import run_job
+
         summary = run_job(cfg, run_dir)
     except Exception as exc:
         if os.environ.get("RESNORM_DEBUG"):

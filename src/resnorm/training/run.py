@@ -18,17 +18,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from resnorm.outputs import SUMMARY, SUMMARY_SCHEMA, run_key, write_json_atomic
+from resnorm.stability import params_finite
 from resnorm.training.builders import (
     build_datamodule,
     build_model,
-    check_model_config,
     encoder_kwargs,
     flat_config,
 )
 from resnorm.training.loggers import build_loggers, finish_wandb
 from resnorm.training.module import TaskModule
-from resnorm.training.optim import check_optim_options
 from resnorm.training.provenance import device_name, versions
+from resnorm.training.stability_callback import build_stability_callback
+from resnorm.training.validate import check_config
 
 log = logging.getLogger("resnorm")
 
@@ -74,14 +75,6 @@ def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_config(cfg: DictConfig) -> None:
-    check_model_config(cfg.model)
-    o = cfg.optim
-    check_optim_options(o.lr, o.warmup_steps, o.schedule, o.weight_decay)
-    if not isinstance(cfg.trainer.max_steps, int) or cfg.trainer.max_steps < 1:
-        raise ValueError(f"trainer.max_steps={cfg.trainer.max_steps!r} must be a positive integer")
-
-
 def build_trainer(cfg: DictConfig, run_dir: str, loggers: list, callbacks: list) -> pl.Trainer:
     t = cfg.trainer
     return pl.Trainer(
@@ -123,14 +116,21 @@ def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             dirpath=os.path.join(run_dir, "checkpoints"), save_last=True, save_top_k=0,
             every_n_train_steps=cfg.trainer.ckpt_every or None,
         )  # fmt: skip
-        trainer = build_trainer(cfg, run_dir, loggers, [ckpt])
+        stability = build_stability_callback(cfg)  # None when stability.enabled=false
+        trainer = build_trainer(cfg, run_dir, loggers, [ckpt] + ([stability] if stability else []))
         last = Path(run_dir) / "checkpoints" / "last.ckpt"
         resume = str(last) if cfg.trainer.resume and last.is_file() else None
         trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
         if trainer.interrupted:
             raise RuntimeError("training was interrupted")
-        trainer.test(module, datamodule=dm, verbose=False, weights_only=True)
-        summary["status"] = "completed"
+        diverged = stability is not None and stability.diverged
+        if not diverged or params_finite(model):  # a non-finite model gets no test metrics
+            trainer.test(module, datamodule=dm, verbose=False, weights_only=True)
+        summary["status"] = "diverged" if diverged else "completed"
+        if diverged:
+            summary["diverged_at_step"] = stability.diverged_at_step
+        if stability is not None:
+            stability.record(summary, run_dir)  # summary["stability"] and stability.json
         summary["steps"] = trainer.global_step
         summary["metrics"] = {
             **{f"test/{k}": v for k, v in module.test_results.items()},
