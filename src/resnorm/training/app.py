@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
 from resnorm.errors import one_line_error
+from resnorm.outputs import run_key
 from resnorm.paths import conf_dir
 
 # One line per failed job; `resnorm train` exits non-zero when any job failed, after
@@ -17,27 +20,43 @@ from resnorm.paths import conf_dir
 FAILURES: list[str] = []
 
 
+def headline(summary: dict[str, Any]) -> str:
+    m = summary["metrics"]
+    tests = " ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("test/"))
+    return (
+        f"{summary['status']} {summary['task']} {summary['variant']} depth={summary['depth']} "
+        f"seed={summary['seed']} steps={summary['steps']} {tests} wall={summary['wall_s']:.1f}s"
+    )
+
+
 @hydra.main(config_path=conf_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    run_dir = HydraConfig.get().runtime.output_dir
+    hc = HydraConfig.get()
+    run_dir = hc.runtime.output_dir
     try:
+        from resnorm.sweeps.resume import previous_status, should_skip
         from resnorm.training.validate import check_config
 
         check_config(cfg)  # fail fast, before Lightning is even imported
+        status = previous_status(run_dir, run_key(OmegaConf.to_container(cfg, resolve=True)))
+        rerun_failed = bool(OmegaConf.select(cfg, "study.rerun_failed", default=False))
+        if should_skip(status, rerun_failed):
+            print(f"resnorm: skipped ({status} before) [{run_dir}]")
+            return None
         from resnorm.training.run import run_job
 
         summary = run_job(cfg, run_dir)
+        print(f"resnorm: {headline(summary)}")
+        m = summary["metrics"]
+        return m.get("test/acc", m.get("test/bpc"))
     except Exception as exc:
         if os.environ.get("RESNORM_DEBUG"):
             raise
         FAILURES.append(f"{run_dir}: {one_line_error(exc)}")
         print(f"resnorm: error: {one_line_error(exc)} [{run_dir}]", file=sys.stderr)
         return None
-    m = summary["metrics"]
-    print(
-        f"resnorm: {summary['status']} {summary['task']} {summary['variant']} "
-        f"depth={summary['depth']} seed={summary['seed']} steps={summary['steps']} "
-        + " ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("test/"))
-        + f" wall={summary['wall_s']:.1f}s"
-    )
-    return m.get("test/acc", m.get("test/bpc"))
+    finally:
+        if hc.mode == RunMode.MULTIRUN:
+            from resnorm.sweeps.index import write_index
+
+            write_index(hc.sweep.dir)

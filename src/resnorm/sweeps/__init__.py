@@ -1,0 +1,1 @@
+"""Studies and sweeps: run keys, resume and skip, the study index, Optuna glue."""
