@@ -29,6 +29,16 @@ def headline(summary: dict[str, Any]) -> str:
     )
 
 
+def cap_threads(cfg: DictConfig, hc: Any) -> None:
+    """Parallel launchers share the cores: give each job cores / n_jobs threads."""
+    n_jobs = OmegaConf.select(hc, "launcher.n_jobs", default=None)
+    if cfg.trainer.num_threads or not n_jobs or n_jobs < 1:
+        return
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_jobs))
+
+
 @hydra.main(config_path=conf_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
@@ -43,6 +53,7 @@ def main(cfg: DictConfig) -> float | None:
         if should_skip(status, rerun_failed):
             print(f"resnorm: skipped ({status} before) [{run_dir}]")
             return None
+        cap_threads(cfg, hc)
         from resnorm.training.run import run_job
 
         summary = run_job(cfg, run_dir)
