@@ -22,7 +22,16 @@ Set RESNORM_DEBUG=1 to see full tracebacks instead of one-line errors."""
 
 def train(argv: list[str]) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us; we print one line
-    sys.argv = ["resnorm train", *argv]
+    # The process's program is the Hydra app itself, so that Lightning's DDP launcher,
+    # which re-executes the program for every extra rank, starts the app again.
+    import importlib.util
+
+    import __main__
+
+    spec = importlib.util.find_spec("resnorm.training.app")
+    sys.argv = [spec.origin, *argv]
+    if getattr(__main__, "__spec__", None) is not None:  # started as `python -m resnorm.cli`
+        __main__.__spec__ = spec
     # Library deprecation chatter that says nothing about the user's run.
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")

@@ -2,7 +2,8 @@
 
 The embedded datasets are a few MB, so indexing resident tensors is the fastest path on
 CPU and lets them live on the GPU. The order is a pure function of (seed, epoch), and
-the loader's position is checkpointable, so a resumed run sees the same batches.
+the loader's position is checkpointable, so a resumed run sees the same batches. Under
+DDP each rank reads its own disjoint shard of every epoch's order.
 """
 
 from __future__ import annotations
@@ -37,8 +38,22 @@ class TensorLoader:
         self.epoch = 0
         self._start = 0  # batch index to start the current epoch from (set on resume)
 
-    def __len__(self) -> int:
+    @staticmethod
+    def _shard() -> tuple[int, int]:
+        """(rank, world size) under torch.distributed (DDP), else (0, 1)."""
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def _local_size(self) -> int:
+        rank, world = self._shard()
         n = len(self.tensors[0])
+        # training shards are equal (n // world) so every rank runs the same number of steps
+        return n // world if self.shuffle else len(range(rank, n, world))
+
+    def __len__(self) -> int:
+        n = self._local_size()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def to(self, device: torch.device | str) -> TensorLoader:
@@ -46,10 +61,16 @@ class TensorLoader:
         return self
 
     def _order(self, epoch: int) -> torch.Tensor | None:
+        """Indices of this rank's examples in this epoch's order; None for 0..n-1."""
+        rank, world = self._shard()
+        n = len(self.tensors[0])
         if not self.shuffle:
-            return None
+            return None if world == 1 else torch.arange(rank, n, world)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.tensors[0]), generator=g).to(self.tensors[0].device)
+        order = torch.randperm(n, generator=g)
+        if world > 1:  # same permutation on every rank, disjoint strided shards
+            order = order[: (n // world) * world][rank::world]
+        return order.to(self.tensors[0].device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order, bs = self._order(self.epoch), self.batch_size

@@ -71,3 +71,7 @@ def main(cfg: DictConfig) -> float | None:
             from resnorm.sweeps.index import write_index
 
             write_index(hc.sweep.dir)
+
+
+if __name__ == "__main__":  # DDP ranks > 0 are started as `python -m resnorm.training.app`
+    main()

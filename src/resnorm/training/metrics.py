@@ -1,4 +1,4 @@
-"""Evaluation metrics: torchmetrics for classification, token-weighted sums for LM."""
+"""Evaluation metrics, all torchmetrics states so that DDP ranks reduce them correctly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 
 
 class ClassificationMetrics(nn.Module):
-    """Accuracy and macro precision / recall / F1 over a whole split."""
+    """Accuracy and macro precision / recall / F1 over a whole split, plus mean loss."""
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -23,23 +23,20 @@ class ClassificationMetrics(nn.Module):
                 "f1_macro": torchmetrics.F1Score(**kw, average="macro"),
             }
         )
-        self.register_buffer("loss_sum", torch.zeros((), dtype=torch.float64), persistent=False)
-        self.register_buffer("count", torch.zeros((), dtype=torch.float64), persistent=False)
+        self.mean_loss = torchmetrics.MeanMetric()
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
         self.metrics.update(logits, target)
-        self.loss_sum += loss.detach().double() * target.numel()
-        self.count += target.numel()
+        self.mean_loss.update(loss.detach(), weight=target.numel())
 
     def compute(self) -> dict[str, float]:
         out = {k: float(v) for k, v in self.metrics.compute().items()}
-        out["loss"] = float(self.loss_sum / self.count.clamp(min=1))
+        out["loss"] = float(self.mean_loss.compute())
         return out
 
     def reset(self) -> None:
         self.metrics.reset()
-        self.loss_sum.zero_()
-        self.count.zero_()
+        self.mean_loss.reset()
 
 
 class LanguageModelMetrics(nn.Module):
@@ -47,27 +44,26 @@ class LanguageModelMetrics(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        for name in ("loss_sum", "correct", "count"):
-            self.register_buffer(name, torch.zeros((), dtype=torch.float64), persistent=False)
+        self.mean_loss = torchmetrics.MeanMetric()
+        self.mean_acc = torchmetrics.MeanMetric()
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
         n = target.numel()
-        self.loss_sum += loss.detach().double() * n
-        self.correct += (logits.argmax(-1) == target).sum()
-        self.count += n
+        self.mean_loss.update(loss.detach(), weight=n)
+        self.mean_acc.update((logits.argmax(-1) == target).float().mean(), weight=n)
 
     def compute(self) -> dict[str, float]:
-        loss = float(self.loss_sum / self.count.clamp(min=1))
+        loss = float(self.mean_loss.compute())
         return {
             "loss": loss,
             "bpc": loss / math.log(2),
             "ppl": math.exp(min(loss, 50.0)),
-            "acc": float(self.correct / self.count.clamp(min=1)),
+            "acc": float(self.mean_acc.compute()),
         }
 
     def reset(self) -> None:
-        for b in (self.loss_sum, self.correct, self.count):
-            b.zero_()
+        self.mean_loss.reset()
+        self.mean_acc.reset()
 
 
 # The validation metric each task kind is judged by, and whether higher is better.
