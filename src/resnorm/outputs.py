@@ -21,7 +21,7 @@ STATUSES = ("running", "completed", "diverged", "failed", "pruned")
 FINISHED = ("completed", "diverged", "pruned")
 
 # Keys that change how a run is executed or recorded, not what it computes.
-RUN_ONLY_KEYS = ("logger", "paths", "hydra", "hparams_search", "study")
+RUN_ONLY_KEYS = ("logger", "paths", "hydra", "hparams_search", "study", "optuna")
 RUN_ONLY_TRAINER_KEYS = ("num_threads", "log_every", "ckpt_every", "enable_progress_bar")
 
 

@@ -25,6 +25,7 @@ from resnorm.training.builders import (
     encoder_kwargs,
     flat_config,
 )
+from resnorm.training.callbacks import extra_callbacks
 from resnorm.training.loggers import build_loggers, finish_wandb
 from resnorm.training.module import TaskModule
 from resnorm.training.provenance import device_name, versions
@@ -117,7 +118,9 @@ def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             every_n_train_steps=cfg.trainer.ckpt_every or None,
         )  # fmt: skip
         stability = build_stability_callback(cfg)  # None when stability.enabled=false
-        trainer = build_trainer(cfg, run_dir, loggers, [ckpt] + ([stability] if stability else []))
+        extras = extra_callbacks(cfg)  # e.g. Optuna pruning inside a trial
+        callbacks = [ckpt] + ([stability] if stability else []) + extras
+        trainer = build_trainer(cfg, run_dir, loggers, callbacks)
         last = Path(run_dir) / "checkpoints" / "last.ckpt"
         resume = str(last) if cfg.trainer.resume and last.is_file() else None
         trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
@@ -126,9 +129,12 @@ def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         diverged = stability is not None and stability.diverged
         if not diverged or params_finite(model):  # a non-finite model gets no test metrics
             trainer.test(module, datamodule=dm, verbose=False, weights_only=True)
-        summary["status"] = "diverged" if diverged else "completed"
+        pruner = next((c for c in extras if getattr(c, "pruned", False)), None)
+        summary["status"] = "diverged" if diverged else "pruned" if pruner else "completed"
         if diverged:
             summary["diverged_at_step"] = stability.diverged_at_step
+        elif pruner is not None:
+            summary["pruned_at_step"] = pruner.pruned_at_step
         if stability is not None:
             stability.record(summary, run_dir)  # summary["stability"] and stability.json
         summary["steps"] = trainer.global_step

@@ -1,0 +1,129 @@
+"""``resnorm report``: sources in, a report folder out.
+
+Exit status: 0 written; 1 written, but some summary.json files could not be read (each is
+named on stderr and in the report, and skipped); 2 nothing written: bad arguments, no
+runs, a summary from a newer schema, an unknown or unreachable source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from resnorm.report.sources import ReportError, classify
+
+PROG = "resnorm report"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage + message; we print one line
+        print(f"{PROG}: error: {message} (see `{PROG} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog=PROG,
+        description="Build a comparison report (index.html, report.md, figures, runs.csv) from "
+        "run or sweep directories, an Optuna storage, or a W&B project.",
+    )
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="run or sweep directory | Optuna storage (sqlite:///x.db, x.db, "
+        "postgresql://...) | W&B project (wandb:ENTITY/PROJECT)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="report folder (default: reports/<title slug>)"
+    )
+    p.add_argument("--title", default="resnorm report")
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="TASK=VALUE",
+        help="validation score that counts as 'trained' for steps-to-target",
+    )
+    p.add_argument(
+        "--wandb-workspace",
+        action="store_true",
+        help="also build a W&B workspace (saved when online, else written as "
+        "wandb_workspace.json into the report folder)",
+    )
+    p.add_argument(
+        "--wandb-project",
+        default=None,
+        metavar="[ENTITY/]PROJECT",
+        help="project of the workspace (default: the W&B source, else $WANDB_ENTITY/resnorm)",
+    )
+    return p
+
+
+def parse_targets(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        task, sep, value = item.partition("=")
+        try:
+            out[task] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not task:
+            raise ReportError(f"--target {item!r}: expected TASK=NUMBER, e.g. image_digits=0.8")
+    return out
+
+
+def slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "report"
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    sources = [classify(s) for s in args.sources]
+    targets = parse_targets(args.target)
+    out: Path = args.out or Path("reports") / slug(args.title)
+    from resnorm.report import render_html, render_md
+    from resnorm.report.build import build, write_runs_csv
+
+    data = build(sources, out, args.title, targets)
+    for s in data.skipped:
+        print(f"{PROG}: warning: skipped {s}", file=sys.stderr)
+    if args.wandb_workspace:
+        from resnorm.report.workspace import publish
+
+        data.workspace = publish(data, sources, out, args.wandb_project)
+    write_runs_csv(data.runs, out)
+    render_md.write(data, out)
+    html = render_html.write(data, out)
+    verdicts = [f.verdict for f in data.findings]
+    print(
+        f"{PROG}: wrote {html} ({len(data.runs)} runs, {len(data.figs)} figures, "
+        f"{len(verdicts)} findings: {verdicts.count('supported')} supported, "
+        f"{verdicts.count('not supported')} not supported, "
+        f"{verdicts.count('inconclusive')} inconclusive) in {time.perf_counter() - t0:.1f}s"
+    )
+    return 1 if data.skipped else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(args)
+    except ReportError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("RESNORM_DEBUG"):
+            raise
+        from resnorm.errors import one_line_error
+
+        print(f"{PROG}: error: {type(exc).__name__}: {one_line_error(exc)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
