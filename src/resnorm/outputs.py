@@ -20,9 +20,13 @@ METRICS_CSV = "csv/metrics.csv"
 STATUSES = ("running", "completed", "diverged", "failed", "pruned")
 FINISHED = ("completed", "diverged", "pruned")
 
-# Keys that change how a run is executed or recorded, not what it computes.
-RUN_ONLY_KEYS = ("logger", "paths", "hydra", "hparams_search", "study", "optuna")
-RUN_ONLY_TRAINER_KEYS = ("num_threads", "log_every", "ckpt_every", "enable_progress_bar")
+# Config paths that change how a run is executed or recorded, not what it computes.
+# (Probes are proven not to change training: tests/test_stability.py.)
+RUN_ONLY_KEYS = (
+    "logger", "paths", "hydra", "hparams_search", "study", "optuna",
+    "trainer.num_threads", "trainer.log_every", "trainer.ckpt_every", "trainer.resume",
+    "stability.probes", "stability.probe_every", "stability.probe_batch_size",
+)  # fmt: skip
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
@@ -46,9 +50,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
 
 def run_key(config: dict[str, Any]) -> str:
     """Hash of the resolved config without the run-only keys: same key, same computation."""
-    cfg = {k: v for k, v in config.items() if k not in RUN_ONLY_KEYS}
-    if isinstance(cfg.get("trainer"), dict):
-        cfg["trainer"] = {k: v for k, v in cfg["trainer"].items() if k not in RUN_ONLY_TRAINER_KEYS}
+    cfg = _drop(config, RUN_ONLY_KEYS)
     blob = json.dumps(cfg, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -64,3 +66,13 @@ def read_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             f"(<= {SUMMARY_SCHEMA}); upgrade resnorm"
         )
     return data
+
+
+def _drop(config: dict[str, Any], paths: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in config.items():
+        path = f"{prefix}{k}"
+        if path in paths:
+            continue
+        out[k] = _drop(v, paths, f"{path}.") if isinstance(v, dict) else v
+    return out

@@ -16,11 +16,16 @@ from resnorm.training.optim import build_optimizer
 
 class TaskModule(pl.LightningModule):
     def __init__(
-        self, model: nn.Module, spec: TaskSpec, optim: dict[str, Any], total_steps: int
+        self,
+        model: nn.Module,
+        spec: TaskSpec,
+        optim: dict[str, Any],
+        total_steps: int,
+        grad_clip: float | None = None,
     ) -> None:
         super().__init__()
         self.model, self.spec = model, spec
-        self.optim_cfg, self.total_steps = optim, total_steps
+        self.optim_cfg, self.total_steps, self.grad_clip = optim, total_steps, grad_clip
         make = (
             LanguageModelMetrics
             if spec.kind == "lm"
@@ -71,6 +76,13 @@ class TaskModule(pl.LightningModule):
         self.test_results = self.test_metrics.compute()
         self.test_metrics.reset()
         self.log_dict({f"test/{k}": v for k, v in self.test_results.items()})
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Clipped here rather than by the Trainer: Lightning refuses to clip for fused AdamW
+        # even under bf16, where no gradient scaler is involved. Callbacks (the stability
+        # monitor) run this hook first, so they see the norm before clipping.
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip, foreach=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt, sched = build_optimizer(self.model, total_steps=self.total_steps, **self.optim_cfg)

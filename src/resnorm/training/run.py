@@ -82,7 +82,7 @@ def build_trainer(cfg: DictConfig, run_dir: str, loggers: list, callbacks: list)
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         max_steps=t.max_steps, max_epochs=-1, val_check_interval=t.val_every,
         check_val_every_n_epoch=None, log_every_n_steps=t.log_every,
-        gradient_clip_val=cfg.optim.grad_clip, deterministic=t.deterministic,
+        deterministic=t.deterministic,
         logger=loggers, callbacks=callbacks, default_root_dir=run_dir,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
     )  # fmt: skip
@@ -109,7 +109,9 @@ def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         summary["params"] = sum(p.numel() for p in model.parameters())
         summary["chance"] = dm.spec.chance
         optim = {k: cfg.optim[k] for k in OPTIM_KEYS}
-        module = TaskModule(model, dm.spec, optim, total_steps=cfg.trainer.max_steps)
+        module = TaskModule(
+            model, dm.spec, optim, cfg.trainer.max_steps, grad_clip=cfg.optim.grad_clip
+        )
         tags = [f"{k}={summary[k]}" for k in ("variant", "residual", "norm_position", "norm")]
         tags.append(f"depth={summary['depth']}")
         loggers = build_loggers(cfg, run_dir, flat_config(cfg), tags)

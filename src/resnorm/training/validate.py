@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from resnorm.stability.options import check_stability_options
 from resnorm.training.builders import check_model_config
 from resnorm.training.optim import check_optim_options
 
@@ -19,5 +20,7 @@ def check_config(cfg: DictConfig) -> None:
     every = cfg.trainer.val_every
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"trainer.val_every={every!r} must be a positive integer")
+    if cfg.get("stability") is not None:
+        check_stability_options(cfg.stability)
     if cfg.optim.grad_clip is not None and not cfg.optim.grad_clip > 0:
         raise ValueError(f"optim.grad_clip={cfg.optim.grad_clip!r} must be positive or null")
