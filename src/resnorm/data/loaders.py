@@ -15,6 +15,14 @@ import torch
 
 
 class TensorLoader:
+    # Where every loader keeps its tensors (set for GPU runs): moved there once, then
+    # batches are sliced on the device with no host-to-device copy per step.
+    device: torch.device | None = None
+
+    @classmethod
+    def keep_on(cls, device: torch.device | None) -> None:
+        cls.device = device
+
     def __init__(
         self,
         *tensors: torch.Tensor,
@@ -73,6 +81,8 @@ class TensorLoader:
         return order.to(self.tensors[0].device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        if self.device is not None and self.tensors[0].device != self.device:
+            self.to(self.device)
         order, bs = self._order(self.epoch), self.batch_size
         start, self._start = self._start, 0
         for i in range(start, len(self)):

@@ -16,7 +16,9 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from resnorm.data.loaders import TensorLoader
 from resnorm.outputs import SUMMARY, SUMMARY_SCHEMA, run_key, write_json_atomic
 from resnorm.stability import params_finite
 from resnorm.training.builders import (
@@ -25,7 +27,7 @@ from resnorm.training.builders import (
     encoder_kwargs,
     flat_config,
 )
-from resnorm.training.callbacks import extra_callbacks
+from resnorm.training.callbacks import StepTimer, extra_callbacks
 from resnorm.training.loggers import build_loggers, finish_wandb
 from resnorm.training.module import TaskModule
 from resnorm.training.provenance import device_name, versions
@@ -88,6 +90,63 @@ def build_trainer(cfg: DictConfig, run_dir: str, loggers: list, callbacks: list)
     )  # fmt: skip
 
 
+def _record(summary: dict[str, Any], path: Path) -> None:
+    """Only rank 0 of a DDP job writes the run's files."""
+    if rank_zero_only.rank == 0:
+        write_json_atomic(path, summary)
+
+
+def _train(cfg: DictConfig, run_dir: str, summary: dict[str, Any]) -> None:
+    """Build, fit and test; fill ``summary`` in place."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.trainer.accelerator in ("gpu", "cuda"):
+        TensorLoader.keep_on(torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))))
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    model = build_model(cfg.model, dm.spec)
+    summary["params"] = sum(p.numel() for p in model.parameters())
+    summary["chance"] = dm.spec.chance
+    if cfg.model.get("compile"):
+        model.compile()  # in place: parameter names and checkpoints stay as they are
+    optim = {k: cfg.optim[k] for k in OPTIM_KEYS}
+    module = TaskModule(model, dm.spec, optim, cfg.trainer.max_steps, cfg.optim.grad_clip)
+    tags = [f"{k}={summary[k]}" for k in ("variant", "residual", "norm_position", "norm")]
+    tags.append(f"depth={summary['depth']}")
+    loggers = build_loggers(cfg, run_dir, flat_config(cfg), tags)
+    ckpt = pl.callbacks.ModelCheckpoint(
+        dirpath=os.path.join(run_dir, "checkpoints"), save_last=True, save_top_k=0,
+        every_n_train_steps=cfg.trainer.ckpt_every or None,
+    )  # fmt: skip
+    timer = StepTimer()
+    stability = build_stability_callback(cfg)  # None when stability.enabled=false
+    extras = extra_callbacks(cfg)  # e.g. Optuna pruning inside a trial
+    callbacks = [ckpt, timer] + ([stability] if stability else []) + extras
+    trainer = build_trainer(cfg, run_dir, loggers, callbacks)
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    resume = str(last) if cfg.trainer.resume and last.is_file() else None
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    if trainer.interrupted:
+        raise RuntimeError("training was interrupted")
+    diverged = stability is not None and stability.diverged
+    if not diverged or params_finite(model):  # a non-finite model gets no test metrics
+        trainer.test(module, datamodule=dm, verbose=False, weights_only=True)
+    pruner = next((c for c in extras if getattr(c, "pruned", False)), None)
+    summary["status"] = "diverged" if diverged else "pruned" if pruner else "completed"
+    if diverged:
+        summary["diverged_at_step"] = stability.diverged_at_step
+    elif pruner is not None:
+        summary["pruned_at_step"] = pruner.pruned_at_step
+    if stability is not None and rank_zero_only.rank == 0:
+        stability.record(summary, run_dir)  # summary["stability"] and stability.json
+    summary["steps"] = trainer.global_step
+    summary["throughput"] = {"train_steps_per_s": timer.steps_per_s, "train_s": timer.train_s}
+    summary["metrics"] = {
+        **{f"test/{k}": v for k, v in module.test_results.items()},
+        **{f"val_best/{k}": v for k, v in module.best_val.items()},
+        **{f"val_last/{k}": v for k, v in module.last_val.items()},
+    }
+
+
 def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Train and evaluate one configuration in ``run_dir``; return its summary."""
     t0 = time.perf_counter()
@@ -97,62 +156,22 @@ def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     check_config(cfg)  # before anything is written or trained
     summary = base_summary(cfg, container)
     summary_path = Path(run_dir) / SUMMARY
-    write_json_atomic(summary_path, summary)
+    _record(summary, summary_path)
     quiet_lightning()
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     try:
-        pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        dm = build_datamodule(cfg)
-        dm.setup("fit")
-        model = build_model(cfg.model, dm.spec)
-        summary["params"] = sum(p.numel() for p in model.parameters())
-        summary["chance"] = dm.spec.chance
-        optim = {k: cfg.optim[k] for k in OPTIM_KEYS}
-        module = TaskModule(
-            model, dm.spec, optim, cfg.trainer.max_steps, grad_clip=cfg.optim.grad_clip
-        )
-        tags = [f"{k}={summary[k]}" for k in ("variant", "residual", "norm_position", "norm")]
-        tags.append(f"depth={summary['depth']}")
-        loggers = build_loggers(cfg, run_dir, flat_config(cfg), tags)
-        ckpt = pl.callbacks.ModelCheckpoint(
-            dirpath=os.path.join(run_dir, "checkpoints"), save_last=True, save_top_k=0,
-            every_n_train_steps=cfg.trainer.ckpt_every or None,
-        )  # fmt: skip
-        stability = build_stability_callback(cfg)  # None when stability.enabled=false
-        extras = extra_callbacks(cfg)  # e.g. Optuna pruning inside a trial
-        callbacks = [ckpt] + ([stability] if stability else []) + extras
-        trainer = build_trainer(cfg, run_dir, loggers, callbacks)
-        last = Path(run_dir) / "checkpoints" / "last.ckpt"
-        resume = str(last) if cfg.trainer.resume and last.is_file() else None
-        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
-        if trainer.interrupted:
-            raise RuntimeError("training was interrupted")
-        diverged = stability is not None and stability.diverged
-        if not diverged or params_finite(model):  # a non-finite model gets no test metrics
-            trainer.test(module, datamodule=dm, verbose=False, weights_only=True)
-        pruner = next((c for c in extras if getattr(c, "pruned", False)), None)
-        summary["status"] = "diverged" if diverged else "pruned" if pruner else "completed"
-        if diverged:
-            summary["diverged_at_step"] = stability.diverged_at_step
-        elif pruner is not None:
-            summary["pruned_at_step"] = pruner.pruned_at_step
-        if stability is not None:
-            stability.record(summary, run_dir)  # summary["stability"] and stability.json
-        summary["steps"] = trainer.global_step
-        summary["metrics"] = {
-            **{f"test/{k}": v for k, v in module.test_results.items()},
-            **{f"val_best/{k}": v for k, v in module.best_val.items()},
-            **{f"val_last/{k}": v for k, v in module.last_val.items()},
-        }
+        _train(cfg, run_dir, summary)
     except BaseException as exc:
         summary["status"] = "failed"
         summary["error"] = f"{type(exc).__name__}: {exc}"
         summary["wall_s"] = time.perf_counter() - t0
-        write_json_atomic(summary_path, summary)
+        _record(summary, summary_path)
         finish_wandb("failed")
         raise
+    finally:
+        TensorLoader.keep_on(None)
     summary["wall_s"] = time.perf_counter() - t0
-    write_json_atomic(summary_path, summary)
+    _record(summary, summary_path)
     finish_wandb(summary["status"])
     return summary
