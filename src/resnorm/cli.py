@@ -15,6 +15,7 @@ commands:
   train [-m] [overrides...]   train one config, or a multirun sweep with -m (Hydra syntax)
                               e.g. resnorm train task=image_digits variant=post_ln model.depth=8
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
+  bench {block,harness,mfu,sweep}   performance benchmarks (ratios measured side by side)
 
 Run `resnorm train --help` for Hydra's help (config groups and their options).
 Set RESNORM_DEBUG=1 to see full tracebacks instead of one-line errors."""
@@ -57,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "train":
         return train(rest)
+    if command == "bench":
+        from resnorm.bench.cli import main as bench_main
+
+        return bench_main(rest)
     if command == "report":
         from resnorm.report.cli import main as report_main
 
         return report_main(rest)
     parser = argparse.ArgumentParser(prog="resnorm", usage=USAGE)
-    parser.error(f"unknown command {command!r}; allowed: train, report")
+    parser.error(f"unknown command {command!r}; allowed: train, report, bench")
     return 2
 
 

@@ -1,0 +1,50 @@
+"""``resnorm bench {block,harness,mfu,sweep}``: print a Markdown table of side-by-side ratios."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+
+
+def machine(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="resnorm bench", description=__doc__)
+    p.add_argument("which", choices=["block", "harness", "mfu", "sweep"])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default=None, help="fp32 | bf16 (block, mfu)")
+    p.add_argument("--steps", type=int, default=300, help="harness: training steps per run")
+    p.add_argument("--rounds", type=int, default=3, help="harness: interleaved rounds")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for harness and sweep")
+    a = p.parse_args(argv)
+    dtype = a.dtype or ("bf16" if a.device == "cuda" else "fp32")
+    if a.which == "block":
+        from resnorm.bench import block
+
+        shapes = {"dim": 768, "depth": 12, "heads": 12, "batch": 16, "seq": 256}
+        rows = block.run(device=a.device, dtype=dtype) + (
+            block.run(device=a.device, dtype=dtype, **shapes) if a.device == "cuda" else []
+        )
+    elif a.which == "harness":
+        from resnorm.bench import harness
+
+        rows = harness.run(a.steps, a.rounds, a.device, a.overrides)
+    elif a.which == "mfu":
+        from resnorm.bench import mfu_run
+
+        rows = mfu_run.run(a.device, dtype)
+    else:
+        from resnorm.bench import sweep
+
+        rows = sweep.run(extra=a.overrides)
+    from resnorm.bench.timing import table
+
+    print(f"machine: {machine(a.device)}; torch {torch.__version__}")
+    print(table(rows))
+    return 0

@@ -1,0 +1,55 @@
+"""The benchmarks measure what they name, on tiny shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resnorm.bench import block, harness
+from resnorm.bench.mfu import train_step_flops
+from resnorm.models import LanguageModel
+
+
+def test_block_bench_compares_both_norm_positions():
+    rows = block.run(dim=16, depth=1, heads=2, batch=2, seq=4, iters=2)
+    assert [r["norm_position"] for r in rows] == ["pre", "post"]
+    for r in rows:
+        assert r["ours ms"] > 0 and r["torch ms"] > 0
+        assert r["ours/torch"] == pytest.approx(r["ours ms"] / r["torch ms"])
+
+
+def test_reference_encoder_has_the_same_parameter_count_as_ours():
+    from resnorm.models import Encoder
+
+    for pre in (True, False):
+        ours = Encoder(32, 2, 4, 4, norm_position="pre" if pre else "post", activation="relu")
+        theirs = block.torch_encoder(32, 2, 4, 4, pre)
+        assert sum(p.numel() for p in ours.parameters()) == sum(
+            p.numel() for p in theirs.parameters()
+        )
+
+
+def test_flop_count_matches_the_matmuls_of_a_forward_pass():
+    """Count multiply-adds of every Linear and the attention products with a hook."""
+    b, t, d, depth, vocab = 2, 8, 16, 3, 11
+    model = LanguageModel(vocab, t, dim=d, depth=depth, heads=2)
+    macs = 0
+
+    def count(module, inp, out):
+        nonlocal macs
+        macs += inp[0].numel() // inp[0].shape[-1] * module.in_features * module.out_features
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.register_forward_hook(count)
+    model(torch.randint(0, vocab, (b, t)))
+    attn_macs = depth * 2 * b * t * t * d  # QK^T and attention·V
+    assert train_step_flops(b, t, d, depth, 4, vocab) == 3 * 2 * (macs + attn_macs)
+
+
+@pytest.mark.slow
+def test_harness_bench_reports_both_loops():
+    rows = harness.run(steps=12, rounds=1, extra=["model.dim=32", "model.depth=2"])
+    r = rows[0]
+    assert r["plain steps/s"] > 0 and r["harness steps/s"] > 0
+    assert r["harness/plain"] == pytest.approx(r["harness steps/s"] / r["plain steps/s"])
