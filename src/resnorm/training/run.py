@@ -28,6 +28,7 @@ from resnorm.training.builders import (
     flat_config,
 )
 from resnorm.training.callbacks import StepTimer, extra_callbacks
+from resnorm.training.csv_log import merge_after_resume, stash_for_resume
 from resnorm.training.loggers import build_loggers, finish_wandb
 from resnorm.training.module import TaskModule
 from resnorm.training.provenance import device_name, versions
@@ -110,6 +111,11 @@ def _train(cfg: DictConfig, run_dir: str, summary: dict[str, Any]) -> None:
         model.compile()  # in place: parameter names and checkpoints stay as they are
     optim = {k: cfg.optim[k] for k in OPTIM_KEYS}
     module = TaskModule(model, dm.spec, optim, cfg.trainer.max_steps, cfg.optim.grad_clip)
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    resume = str(last) if cfg.trainer.resume and last.is_file() else None
+    if resume and rank_zero_only.rank == 0:
+        stash_for_resume(run_dir)
+        summary["resumed"] = summary.get("resumed", 0) + 1
     tags = [f"{k}={summary[k]}" for k in ("variant", "residual", "norm_position", "norm")]
     tags.append(f"depth={summary['depth']}")
     loggers = build_loggers(cfg, run_dir, flat_config(cfg), tags)
@@ -122,8 +128,6 @@ def _train(cfg: DictConfig, run_dir: str, summary: dict[str, Any]) -> None:
     extras = extra_callbacks(cfg)  # e.g. Optuna pruning inside a trial
     callbacks = [ckpt, timer] + ([stability] if stability else []) + extras
     trainer = build_trainer(cfg, run_dir, loggers, callbacks)
-    last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    resume = str(last) if cfg.trainer.resume and last.is_file() else None
     trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
     if trainer.interrupted:
         raise RuntimeError("training was interrupted")
@@ -171,6 +175,8 @@ def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise
     finally:
         TensorLoader.keep_on(None)
+        if rank_zero_only.rank == 0:
+            merge_after_resume(run_dir)
     summary["wall_s"] = time.perf_counter() - t0
     _record(summary, summary_path)
     finish_wandb(summary["status"])

@@ -96,6 +96,10 @@ class StabilityCallback(pl.Callback):
         return self.divergence.diverged_at_step
 
     # ---- schedule -------------------------------------------------------------------
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after a resume, log on the same step grid as an uninterrupted run
+        self._last_logged = trainer.global_step
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.check_every is None:
             on_cpu = pl_module.device.type == "cpu"
@@ -170,7 +174,8 @@ class StabilityCallback(pl.Callback):
         if stop:
             trainer.should_stop = True
             self._mark_wandb(trainer)
-        if stop or step - self._last_logged >= trainer.log_every_n_steps:
+        every = trainer.log_every_n_steps
+        if stop or step // every > self._last_logged // every:
             self._last_logged = step
             metrics = {"stability/spike_count": float(self.spikes.count)}
             if self.grad["last"] is not None:  # the last step's norm, and the max since last logged
