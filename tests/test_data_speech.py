@@ -45,6 +45,8 @@ SMALL = {
     "silence": True,
     "synth_chunks": 4,
 }
+TINY = {**SMALL, "languages": ["en"], "variants": ["", "m1", "f1", "klatt"], "synth_chunks": 2}
+TINY.update(val_variants=1, test_variants=1)
 
 
 # ---------------------------------------------------------------- NumPy references
@@ -200,7 +202,7 @@ def test_default_voice_variants_are_disjoint_across_splits() -> None:
 
 
 def test_generation_is_byte_identical_and_cached(tmp_path: Path) -> None:
-    settings = SynthSettings.from_config(SMALL)
+    settings = SynthSettings.from_config(TINY)
     first = load_or_generate(settings, tmp_path / "a")
     second = load_or_generate(settings, tmp_path / "b")
     assert first.name == second.name == settings.key()
@@ -213,12 +215,12 @@ def test_generation_is_byte_identical_and_cached(tmp_path: Path) -> None:
     assert time.perf_counter() - t0 < 1.0
     assert stamps == {n: (first / n).stat().st_mtime_ns for n in CACHE_FILES}
     # another setting is another data set
-    other = SynthSettings.from_config({**SMALL, "gen_seed": 1})
+    other = SynthSettings.from_config({**TINY, "gen_seed": 1})
     assert other.key() != settings.key()
 
     waves, labels = np.load(first / "waves.npy"), np.load(first / "labels.npy")
     voices, splits = np.load(first / "voices.npy"), np.load(first / "splits.npy")
-    assert waves.shape == (7 * 2 * 12, 16000) and waves.dtype == np.int16
+    assert waves.shape == (4 * 1 * 12, 16000) and waves.dtype == np.int16
     assert sorted(np.unique(labels)) == list(range(12))
     peaks = np.abs(waves).max(axis=1)
     assert (peaks > 0.05 * 32767).all(), "every clip, silence included, carries signal"
@@ -235,8 +237,13 @@ def test_speech_synth_datamodule_spec_and_batches(tmp_path: Path) -> None:
     assert spec.num_classes == len(CORE_WORDS) + 2 == 12
     assert spec.embed_args == {"n_mels": 40, "frames": 100, "patch": 4}
     assert spec.chance == pytest.approx(1 / 12)
-    x, y = next(iter(dm.train_dataloader()))
+    loader = dm.train_dataloader()
+    assert loader.transform is None  # no SpecAugment unless asked for
+    x, y = next(iter(loader))
     assert x.shape == (16, 40, 100) and y.shape == (16,)
+    dm.spec_augment = {"time_masks": 2, "time_width": 10, "freq_masks": 0, "freq_width": 5}
+    masked, _ = next(iter(dm.train_dataloader()))
+    assert (masked == 0).all(dim=1).any(), "a time mask zeroes whole frames"
     sizes = {k: len(v[1]) for k, v in dm.splits.items()}
     assert sizes == {"train": 3 * 2 * 12, "val": 2 * 2 * 12, "test": 2 * 2 * 12}
     train_x = dm.splits["train"][0]
@@ -270,6 +277,8 @@ def write_speech_commands(root: Path) -> None:
                 lists[split].append(f"{word}/{name}")
     (root / "validation_list.txt").write_text("\n".join(lists["val"]) + "\n")
     (root / "testing_list.txt").write_text("\n".join(lists["test"]) + "\n")
+    (root / "not_a_keyword").mkdir()  # a folder outside the official words
+    write_pcm(root / "not_a_keyword" / "dd44_nohash_0.wav", np.zeros(100, dtype=np.int16))
     (root / "_background_noise_").mkdir()
     rng = np.random.default_rng(0)
     for name in ("white_noise.wav", "pink_noise.wav"):

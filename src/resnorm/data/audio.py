@@ -199,6 +199,7 @@ class LogMelDataModule(pl.LightningDataModule):
     ``TensorLoader``s, with optional SpecAugment on each training batch.
 
     Subclasses implement ``load_features`` -> {split: (log-mel (N, n_mels, frames), labels)}.
+    ``spec_augment`` holds ``SpecAugment``'s arguments; None or zero masks turn it off.
     ``spec.chance`` is the majority-class frequency of the test split.
     """
 
@@ -244,7 +245,9 @@ class LogMelDataModule(pl.LightningDataModule):
             self.spec = replace(self.spec, chance=top / len(test_labels))
 
     def train_dataloader(self) -> TensorLoader:
-        augment = SpecAugment(**self.spec_augment, seed=self.seed) if self.spec_augment else None
+        masks = self.spec_augment or {}
+        on = masks.get("time_masks", 0) or masks.get("freq_masks", 0)
+        augment = SpecAugment(**masks, seed=self.seed) if on else None
         return TensorLoader(
             *self.splits["train"], batch_size=self.batch_size, shuffle=True, seed=self.seed,
             drop_last=True, transform=augment,

@@ -4,7 +4,8 @@ The wheel carries ``libespeak-ng`` and its voice data, so speech can be synthesi
 offline on every install without a system package or a Python extension to build.
 Only the few calls the speech generator needs are bound: initialize once per process in
 synchronous mode, pick a voice, set rate/pitch/range, synthesize into a callback that
-collects int16 samples.
+collects int16 samples. ``synthesize_many`` speaks a batch reproducibly in fresh worker
+processes (see there why) and resamples it with numpy's FFT.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
@@ -37,20 +39,22 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
+def _loader() -> ModuleType:
+    try:
+        import espeakng_loader
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise DataError(
+            "speech synthesis needs the 'espeakng-loader' package: pip install espeakng-loader"
+        ) from exc
+    return espeakng_loader
+
+
 class _Engine:
     """The process-wide eSpeak NG state (the library itself is a singleton)."""
 
     def __init__(self) -> None:
-        try:
-            import espeakng_loader
-        except ImportError as exc:  # pragma: no cover - it is a dependency
-            raise DataError(
-                "speech synthesis needs the 'espeakng-loader' package: pip install espeakng-loader"
-            ) from exc
-        lib_path, self.data_path = (
-            espeakng_loader.get_library_path(),
-            espeakng_loader.get_data_path(),
-        )
+        loader = _loader()
+        lib_path, self.data_path = loader.get_library_path(), loader.get_data_path()
         try:
             lib = ctypes.CDLL(lib_path)
         except OSError as exc:
@@ -109,9 +113,7 @@ def sample_rate() -> int:
 
 
 def data_path() -> Path:
-    import espeakng_loader
-
-    return Path(espeakng_loader.get_data_path())
+    return Path(_loader().get_data_path())
 
 
 def list_variants() -> list[str]:

@@ -142,8 +142,9 @@ def select(
     for s, split in enumerate(SPLITS):
         rng = np.random.default_rng([seed, s])
         files = index[split]
-        if classes == 35:
-            out[split] = ([r for r, _ in files], [label_of[w] for _, w in files])
+        if classes == 35:  # folders outside the official 35 words are ignored
+            kept = [(r, label_of[w]) for r, w in files if w in label_of]
+            out[split] = ([r for r, _ in kept], [c for _, c in kept])
             continue
         known = [(r, label_of[w]) for r, w in files if w in CORE_WORDS]
         others = [r for r, w in files if w not in CORE_WORDS]
