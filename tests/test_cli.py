@@ -116,6 +116,14 @@ BAD_INPUTS = [
     (["model.residual=sideways"], "model.residual='sideways'"),
     (["optim.schedule=sawtooth"], "optim.schedule='sawtooth'"),
     (["model.dim=-8"], "model.dim=-8"),
+    (["variant=post_lm"], "did you mean 'post_ln'?"),
+    (["model.dept=3"], "did you mean 'depth'?"),
+    (["model.norm=rmsnrom"], "did you mean 'rmsnorm'?"),
+    (["task=image_digit"], "did you mean 'image_digits'?"),
+    (["optim.warmup_steps=-5"], "optim.warmup_steps=-5"),
+    (["model.dropout=1.0"], "model.dropout=1.0"),
+    (["stability.spike_multiple=banana"], "stability.spike_multiple"),
+    (["optim.grad_clip=0"], "optim.grad_clip=0"),
 ]
 
 

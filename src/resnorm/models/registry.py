@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -24,8 +25,11 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
+            close = difflib.get_close_matches(str(name), self.names(), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(
-                f"{self.option}={name!r} is not a valid choice; allowed: {', '.join(self.names())}"
+                f"{self.option}={name!r} is not a valid choice; "
+                f"allowed: {', '.join(self.names())}{hint}"
             )
         return self._items[name]
 

@@ -35,6 +35,12 @@ def check_stability_options(options: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"stability.{name}={value!r} must be a positive integer")
+    numeric = ("divergence_loss_multiple", "divergence_smoothing", "spike_multiple",
+               "spike_window", "spike_min_history", "spike_min_rise")  # fmt: skip
+    for name in numeric:
+        value = kw.get(name, 1)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"stability.{name}={value!r} must be a number")
     DivergenceMonitor(
         kw.get("divergence_loss_multiple", 3.0), kw.get("divergence_smoothing", 0.9)
     )  # its constructor checks the thresholds
