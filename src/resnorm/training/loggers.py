@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +36,8 @@ def build_loggers(
     if name == "wandb":
         from pytorch_lightning.loggers import WandbLogger
 
-        mode = wandb_mode(cfg.logger.mode)
-        loggers.append(
-            WandbLogger(
-                project=cfg.logger.project,
-                entity=cfg.logger.entity,
-                group=cfg.logger.group,
-                job_type=cfg.task.name,
-                tags=tags,
-                name=os.path.basename(run_dir),
-                save_dir=run_dir,
-                mode=mode,
-                config=flat,
-                reinit="finish_previous",
-            )  # fmt: skip
-        )
+        run = init_wandb(cfg, run_dir, flat, tags)
+        loggers.append(WandbLogger(experiment=run, save_dir=run_dir))
     elif name == "tensorboard":
         from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -61,10 +49,37 @@ def build_loggers(
     return loggers
 
 
+def init_wandb(cfg: DictConfig, run_dir: str, flat: dict[str, Any], tags: list[str]) -> Any:
+    """Start this job's W&B run; fall back to offline when the server can't be reached.
+
+    The online attempt is bounded by ``logger.init_timeout`` seconds, so a bad key or a
+    missing network costs at most that, and the run itself always goes on.
+    """
+    import wandb
+
+    kw = {
+        "project": cfg.logger.project, "entity": cfg.logger.entity, "group": cfg.logger.group,
+        "job_type": cfg.task.name, "tags": tags, "name": os.path.basename(run_dir),
+        "dir": run_dir, "config": flat, "reinit": "finish_previous",
+    }  # fmt: skip
+    if wandb_mode(cfg.logger.mode) == "online":
+        settings = wandb.Settings(init_timeout=float(cfg.logger.init_timeout))
+        try:
+            return wandb.init(mode="online", settings=settings, **kw)
+        except Exception as exc:  # no network, bad key, server down: never block the run
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            print(
+                f"resnorm: W&B online init failed ({reason}); logging offline instead. "
+                f"Sync later: wandb sync {run_dir}/wandb/offline-run-*",
+                file=sys.stderr,
+            )
+            if wandb.run is not None:
+                wandb.finish(exit_code=1, quiet=True)
+    return wandb.init(mode="offline", **kw)
+
+
 def finish_wandb(status: str) -> None:
     """Close this job's W&B run so the next multirun job gets a run of its own."""
-    import sys
-
     if "wandb" not in sys.modules:
         return
     import wandb
