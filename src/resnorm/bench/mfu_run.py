@@ -49,8 +49,9 @@ def measure(dev: torch.device, dtype: str, s: dict[str, int], compile_: bool) ->
     }
 
 
-def run(device: str, dtype: str) -> list[dict[str, object]]:
+def run(device: str, dtype: str, compile_: bool = False) -> list[dict[str, object]]:
     dev = torch.device(device)
     if device == "cuda":
-        return [measure(dev, dtype, GPU_SHAPE, c) for c in (False, True)]
+        modes = (False, True) if compile_ else (False,)
+        return [measure(dev, dtype, GPU_SHAPE, c) for c in modes]
     return [measure(dev, dtype, CPU_SHAPE, False)]
