@@ -124,6 +124,10 @@ BAD_INPUTS = [
     (["model.dropout=1.0"], "model.dropout=1.0"),
     (["stability.spike_multiple=banana"], "stability.spike_multiple"),
     (["optim.grad_clip=0"], "optim.grad_clip=0"),
+    (
+        ["-m", "hparams_search=digits_lr", "optim.lr=tag(log, interval(1e-2, 1e-4))"],
+        "is an empty range",
+    ),
 ]
 
 

@@ -55,6 +55,9 @@ def test_search_space_syntax_maps_to_optuna_distributions():
     assert grid_values("model.depth", d["model.depth"]) == [2, 4, 6, 8]
     with pytest.raises(ValueError, match="optim.lr is continuous"):
         grid_values("optim.lr", d["optim.lr"])
+    for empty in ("x=interval(0.1, 0.1)", "x=tag(log, interval(1e-2, 1e-4))", "x=range(5, 5)"):
+        with pytest.raises(ValueError, match="is an empty range"):
+            parse_search_space([empty])
     with pytest.raises(ValueError, match="integer ends"):
         parse_search_space(["x=tag(int, interval(0.5, 2))"])
     overrides = space.overrides({"optim.lr": 0.001, "variant": "post_ln"})

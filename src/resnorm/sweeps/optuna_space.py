@@ -93,6 +93,8 @@ def to_distribution(override: Override) -> BaseDistribution:
             raise ValueError(f"{key}: unknown tag(s) {sorted(unknown)}; allowed: log, int")
         log = "log" in tags
         lo, hi = value.start, value.end
+        if not lo < hi:
+            raise ValueError(f"{key}: {override.input_line} is an empty range (needs low < high)")
         if "int" in tags:
             if lo != int(lo) or hi != int(hi):
                 raise ValueError(f"{key}: tag(int, ...) needs integer ends, got {lo}, {hi}")
