@@ -51,6 +51,9 @@ def train(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Idle OpenMP threads sleep instead of spinning: with spinning, any other busy process
+    # on the cores (a second job, a browser) slows training by an order of magnitude.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
