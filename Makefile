@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml requirements.lock
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The quick study (3 embedded tasks x residual on/off x norm pre/post/none x 2 depths),
+# then its comparison report. Relaunching skips runs that already finished.
 demo: install
-	$(BIN)/resnorm train -m variant=pre_ln,post_ln
+	$(BIN)/resnorm train -m study=quick
+	$(BIN)/resnorm report outputs/studies/quick --out reports/quick
 
 test: install
 	$(BIN)/ruff check src tests
