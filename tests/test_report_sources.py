@@ -51,6 +51,7 @@ def make_storage(path: Path, sweep: Path, n_trials: int, study_name: str) -> str
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_optuna_storage_gives_pareto_front_and_importances(sweep, tmp_path):
     url = make_storage(tmp_path / "study.db", sweep, 9, "big")
     make_storage(tmp_path / "study.db", sweep, 2, "tiny")

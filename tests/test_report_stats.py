@@ -125,3 +125,13 @@ def test_pareto_front_keeps_only_undominated_trials():
     score = np.array([0.9, 0.8, 0.95, 0.7])
     cost = np.array([0.5, 0.2, 0.9, 0.3])  # trial 3 is beaten by trial 1 on both
     assert pareto_mask(score, cost).tolist() == [True, True, True, False]
+
+
+def test_groups_are_compared_only_within_a_shared_setting():
+    deep = _runs([0.9, 0.8, 0.7], [0, 1, 2], depth=8)
+    shallow = _runs([0.1, 0.2, 0.3], [0, 1, 2], depth=4)
+    est, seeds = findings.compare(deep, shallow, "value", keys=("depth", "seed"))
+    assert est.n == 0 and seeds == 0  # different depths: nothing to compare
+    other_seeds = _runs([0.1, 0.2, 0.3], [3, 4, 5], depth=8)
+    est, seeds = findings.compare(deep, other_seeds, "value", keys=("depth", "seed"))
+    assert not est.paired and est.n == 3 and seeds == 3 and est.mean == pytest.approx(0.6)

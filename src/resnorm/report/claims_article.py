@@ -150,7 +150,7 @@ def claim_l(ctx: Context) -> Finding:
         f"Equivalence: score(uncentered_ln) − score(bert) (both Post-LN, ε = 1e-12), "
         f"paired by setting and seed. Supported iff the whole 95% CI lies within "
         f"±{ctx.margin:g} {ctx.metric}.",
-        unit="Δ" + ctx.metric.split("/")[-1],
+        unit=ctx.delta,
     )
     un, bert = ctx.arm("uncentered_ln"), ctx.arm("bert")
     est, seeds = compare(un, bert, "value")
@@ -173,7 +173,7 @@ def claim_m(ctx: Context) -> Finding:
         f"supported iff the 95% CI lies within ±{ctx.margin:g} {ctx.metric}. Also "
         f"reported: mean attention entropy and max attention logit at init and at the "
         f"end (fixed probe batch).",
-        unit="Δ" + ctx.metric.split("/")[-1],
+        unit=ctx.delta,
     )
     un, ref = ctx.arm("unscaled_attn"), ctx.arm("pre_ln")
     est, seeds = compare(un, ref, "value")

@@ -31,10 +31,6 @@ DEEP_MIN = 6  # "deep" claims are judged at the deepest depth both arms share, i
 GRAD_MIN_DEPTH = 4  # a per-layer profile needs a few layers to have a slope
 
 
-def _delta(ctx: Context) -> str:
-    return f"Δ{ctx.metric.split('/')[-1]}" + (" (lower is better)" if ctx.sign < 0 else "")
-
-
 def shared_deepest(ctx: Context, *archs: str) -> float:
     """Deepest depth every arch has usable runs at (NaN when there is none)."""
     depths = [set(ctx.arm(a)["depth"].dropna()) for a in archs]
@@ -96,7 +92,7 @@ def claim_b(ctx: Context) -> Finding:
         "depth and seed. Supported iff post_ln's gain > 0 and post_ln's gain − "
         "pre_ln's gain > 0 (95% CIs, paired by setting and seed; scores oriented so that "
         "higher is better).",
-        unit=_delta(ctx),
+        unit=ctx.delta,
     )
     post, pre = _warmup_gain(ctx, "post_ln"), _warmup_gain(ctx, "pre_ln")
     keys = [k for k in PAIR_KEYS if k != "warmup_steps"]
@@ -180,7 +176,7 @@ def claim_d(ctx: Context) -> Finding:
         f"(≥ {DEEP_MIN}): score(rezero) − score(pre_ln), paired by setting and seed. "
         f"Supported iff the 95% CI's worse end is above −margin "
         f"({ctx.margin:g} {ctx.metric}).",
-        unit=_delta(ctx),
+        unit=ctx.delta,
     )
     deep = shared_deepest(ctx, "rezero", "pre_ln")
     if not deep >= DEEP_MIN:
@@ -206,7 +202,7 @@ def claim_e(ctx: Context) -> Finding:
         f"At the deepest depth both share (≥ {DEEP_MIN}): score(deepnorm) − "
         "score(post_ln), paired by setting and seed. Supported iff the 95% CI is above 0 "
         "(oriented: higher is better).",
-        unit=_delta(ctx),
+        unit=ctx.delta,
     )
     deep = shared_deepest(ctx, "deepnorm", "post_ln")
     if not deep >= DEEP_MIN:
@@ -276,7 +272,7 @@ def claim_g(ctx: Context) -> Finding:
         "Zhu et al. 2025",
         ctx.task,
         _equivalence_test(ctx, "dyt_pre", "pre_ln"),
-        unit=_delta(ctx),
+        unit=ctx.delta,
     )
     est, verdict = _equivalence_claim(ctx, f, "dyt_pre", "pre_ln")
     return fill(f, est, verdict, ctx, "g")
@@ -288,13 +284,14 @@ def claim_h(ctx: Context) -> Finding:
         "RMSNorm matches LayerNorm and is cheaper",
         "Zhang & Sennrich 2019",
         ctx.task,
-        _equivalence_test(ctx, "rmsnorm_pre", "pre_ln") + " Cheaper: wall seconds per "
-        "step (whole run / steps) rmsnorm − layernorm < 0 (95% CI, paired).",
-        unit=_delta(ctx),
+        _equivalence_test(ctx, "rmsnorm_pre", "pre_ln") + " Cheaper: training seconds per "
+        "step (the run's step timer, summary throughput; else wall time / steps) rmsnorm − "
+        "layernorm < 0 (95% CI, paired).",
+        unit=ctx.delta,
     )
     est, same = _equivalence_claim(ctx, f, "rmsnorm_pre", "pre_ln")
-    cost, seeds = compare(ctx.arm("rmsnorm_pre"), ctx.arm("pre_ln"), "wall_per_step")
-    f.details.append(describe("wall s/step rmsnorm − layernorm", cost, seeds))
+    cost, seeds = compare(ctx.arm("rmsnorm_pre"), ctx.arm("pre_ln"), "train_s_per_step")
+    f.details.append(describe("train s/step rmsnorm − layernorm", cost, seeds))
     return fill(f, est, combine([same, directional(cost, seeds, positive=False)]), ctx, "h")
 
 

@@ -26,7 +26,7 @@ def pareto_figure(
     ax.set_xlabel("instability (0 = smooth, ≥ 1 = diverged)")
     ax.set_ylabel(score_name)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     return save(
         fig,
         out,

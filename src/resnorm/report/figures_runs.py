@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from resnorm.report.figures import Fig, grid, save
+from resnorm.report.figures import Fig, grid, save, shared_legend
 from resnorm.report.load import usable
 from resnorm.report.probes import cosine_profile, grad_profile
 from resnorm.report.table import modal_setting
 
-MAX_CURVE_PANELS = 16
+MAX_CURVE_PANELS = 28
 
 
 def deepest(df: pd.DataFrame, task: str) -> tuple[float, pd.DataFrame]:
@@ -58,7 +58,7 @@ def grad_init_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> 
         ax.set_xlabel("block (1 = input side)")
         ax.set_ylabel("gradient norm at init")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, ncols=2)
+    shared_legend(fig, axes)
     return save(
         fig,
         out,
@@ -96,7 +96,7 @@ def rank_collapse_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple])
             ax.set_xlabel("layer (0 = stack input)")
             ax.set_ylabel("mean token cosine similarity")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, ncols=2)
+    shared_legend(fig, axes)
     return save(
         fig,
         out,
@@ -113,56 +113,67 @@ def _loss_at(curve: pd.DataFrame, steps: list[int]) -> np.ndarray:
     return np.interp(steps, curve["step"], curve["train/loss"])
 
 
+def _curve_panels(df: pd.DataFrame, task: str) -> tuple[float, list[tuple[str, pd.DataFrame]]]:
+    """Panels at the task's deepest depth: one per variant x (lr, warmup), any setting, so
+    that LR-grid and no-warmup runs (where divergence happens) are shown too."""
+    g = usable(df)
+    g = g[(g["task"] == task) & g["curve"].notna()]
+    if g.empty:
+        return float("nan"), []
+    depth = g["depth"].max()
+    g = g[g["depth"] == depth]
+    several = g.groupby("arch")[["lr", "warmup_steps"]].nunique().max(axis=1) > 1
+    panels = []
+    for (arch, lr, warmup), runs in g.groupby(["arch", "lr", "warmup_steps"], dropna=False):
+        title = f"{arch} lr={lr:g} warmup={warmup:g}" if several.get(arch, False) else arch
+        panels.append((title, runs))
+    return depth, panels[:MAX_CURVE_PANELS]
+
+
+def _loss_range(curves: list[pd.DataFrame]) -> tuple[float, float]:
+    """One y scale for every panel, not stretched by a diverging run: at most 3x the
+    typical first logged loss (the default divergence threshold)."""
+    first = float(np.median([c["train/loss"].iloc[0] for c in curves]))
+    top = min(max(float(c["train/loss"].quantile(0.99)) for c in curves), 3 * first)
+    low = min(float(c["train/loss"].quantile(0.01)) for c in curves)
+    pad = 0.05 * (top - low) if top > low else 0.1
+    return low - pad, top + pad
+
+
 def curve_figures(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> list[Fig]:
-    """Per task: one panel per variant, a line per seed; o = loss spike, X = divergence."""
+    """Per task: a panel per variant (and lr / warmup), a line per seed; orange o = loss
+    spike, red X = divergence step."""
     figs = []
     for task in sorted(usable(df)["task"].dropna().unique()):
-        depth, g = deepest(df, task)
-        g = g[g["curve"].notna()]
-        archs = sorted(g["arch"].unique())[:MAX_CURVE_PANELS]
-        if not archs:
+        depth, panels = _curve_panels(df, task)
+        if not panels:
             continue
-        fig, axes = grid(len(archs), ncols=4, size=(3.2, 2.4))
-        top = max(float(c["train/loss"].quantile(0.99)) for c in g["curve"])
-        for ax, arch in zip(axes, archs, strict=True):
-            for r in g[g["arch"] == arch].itertuples():
+        fig, axes = grid(len(panels), ncols=4, size=(3.2, 2.4))
+        calm = [r.curve for _, runs in panels for r in runs.itertuples() if not r.diverged]
+        low, top = _loss_range(calm or [c for _, runs in panels for c in runs["curve"]])
+        for i, (ax, (title, runs)) in enumerate(zip(axes, panels, strict=True)):
+            color = palette.get(runs["arch"].iloc[0])
+            for r in runs.itertuples():
                 c = r.curve
-                ax.plot(c["step"], c["train/loss"], lw=0.9, alpha=0.8, color=palette.get(arch))
+                ax.plot(c["step"], c["train/loss"].clip(upper=top), lw=0.9, alpha=0.8,
+                        color=color)  # fmt: skip
                 if r.spike_steps:
-                    ax.scatter(
-                        r.spike_steps,
-                        _loss_at(c, r.spike_steps),
-                        s=14,
-                        facecolors="none",
-                        edgecolors="orange",
-                        zorder=3,
-                    )
+                    y = np.minimum(_loss_at(c, r.spike_steps), top)
+                    ax.scatter(r.spike_steps, y, s=14, facecolors="none", edgecolors="orange",
+                               zorder=3)  # fmt: skip
                 if r.diverged and np.isfinite(r.diverged_at_step):
-                    y = _loss_at(c, [r.diverged_at_step])
-                    ax.scatter(
-                        [r.diverged_at_step],
-                        np.minimum(y, top),
-                        marker="X",
-                        s=40,
-                        color="red",
-                        zorder=4,
-                    )
-            ax.set_title(arch, fontsize=8)
-            ax.set_ylim(top=top * 1.05)
+                    y = np.minimum(_loss_at(c, [r.diverged_at_step]), top)
+                    ax.scatter([r.diverged_at_step], y, marker="X", s=40, color="red", zorder=4)
+            ax.set_title(title, fontsize=8)
+            ax.set_ylim(low, top)
             ax.set_xlabel("step", fontsize=7)
-            ax.set_ylabel("train loss", fontsize=7)
+            if i % 4 == 0:
+                ax.set_ylabel("train loss", fontsize=7)
+            ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-        name = f"curves_{task}"
-        figs.append(
-            save(
-                fig,
-                out,
-                name,
-                "curves",
-                f"Training curves: {task}, depth {depth:g}",
-                "train/loss from each run's CSV log (one line per seed); orange o: "
-                "loss spike (> multiple of running median), red X: divergence "
-                "step.",
-            )
-        )
+        caption = ("train/loss from each run's CSV log, one line per seed, clipped at 3x the "
+                   "first logged loss; orange o: loss spike (above a multiple of the running "
+                   "median), red X: divergence step.")  # fmt: skip
+        figs.append(save(fig, out, f"curves_{task}", "curves",
+                         f"Training curves: {task}, depth {depth:g}", caption))  # fmt: skip
     return figs

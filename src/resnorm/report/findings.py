@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 
-from resnorm.report.load import usable
+from resnorm.report.load import OBJECT_COLUMNS, usable
 from resnorm.report.needs import MIN_SEEDS, NEEDS, Cell
 from resnorm.report.stats import Estimate, difference
 
@@ -77,6 +78,17 @@ class Context:
     def margin(self) -> float:
         return MARGINS.get(self.metric, 0.02)
 
+    @cached_property
+    def index(self) -> tuple[dict, dict]:
+        """Usable seeds, and statuses of unusable runs, per (arch, depth, lr, warmup)."""
+        bad = self.all_runs[~self.all_runs["usable"]]
+        return _by_cell(self.runs, "seed"), _by_cell(bad, "status")
+
+    @property
+    def delta(self) -> str:
+        """Unit of a score difference, e.g. 'Δacc' or 'Δbpc (lower is better)'."""
+        return f"Δ{self.metric.split('/')[-1]}" + (" (lower is better)" if self.sign < 0 else "")
+
     def arm(self, arch: str, **where: object) -> pd.DataFrame:
         g = self.runs[self.runs["arch"] == arch]
         for k, v in where.items():
@@ -84,35 +96,35 @@ class Context:
         return g
 
 
+CellKey = tuple[str, float, float, float]  # arch, depth, lr, warmup
+
+
+def _by_cell(frame: pd.DataFrame, column: str) -> dict[CellKey, set]:
+    keys = ["arch", "depth", "lr", "warmup_steps"]
+    return {k: set(v.dropna()) for k, v in frame.groupby(keys)[column]} if len(frame) else {}
+
+
 def missing_cells(ctx: Context, cells: Sequence[Cell]) -> list[str]:
     """Cells with fewer than MIN_SEEDS usable seeds in this task, with what is there."""
+    seeds_at, bad_at = ctx.index
     out = []
     for c in cells:
-        g = ctx.arm(c.arch)
-        g = g[(g["depth"] == c.depth) & (g["lr"] == c.lr) & (g["warmup_steps"] == c.warmup)]
-        seeds = sorted(int(s) for s in g["seed"].dropna().unique())
+        key = (c.arch, float(c.depth), float(c.lr), float(c.warmup))
+        seeds = sorted(int(x) for x in seeds_at.get(key, ()))
         if len(seeds) < MIN_SEEDS:
-            a = ctx.all_runs
-            bad = a[
-                (a["arch"] == c.arch)
-                & (a["depth"] == c.depth)
-                & (a["lr"] == c.lr)
-                & (a["warmup_steps"] == c.warmup)
-                & ~a["usable"]
-            ]
-            extra = f"; not usable: {', '.join(sorted(set(bad['status'])))}" if len(bad) else ""
-            have = f"seeds {seeds}" if seeds else "no runs" + elsewhere(ctx, c)
+            bad = bad_at.get(key)
+            extra = f"; not usable: {', '.join(sorted(bad))}" if bad else ""
+            have = f"seeds {seeds}" if seeds else "no runs" + elsewhere(c, seeds_at)
             out.append(f"{ctx.task} {c.label()} ({have}{extra})")
     return out
 
 
-def elsewhere(ctx: Context, c: Cell) -> str:
+def elsewhere(c: Cell, seeds_at: dict[CellKey, set]) -> str:
     """Where this variant does have runs, so a reader sees a near miss (e.g. another depth)."""
-    g = ctx.arm(c.arch)
-    if g.empty:
+    sets = [f"depth={d:g} lr={lr:g} warmup={w:g} (seeds {sorted(int(x) for x in s)})"
+            for (arch, d, lr, w), s in sorted(seeds_at.items()) if arch == c.arch]  # fmt: skip
+    if not sets:
         return ""
-    sets = sorted({f"depth={r.depth:g} lr={r.lr:g} warmup={r.warmup_steps:g}"
-                   for r in g.itertuples()})  # fmt: skip
     more = f", +{len(sets) - 3} more" if len(sets) > 3 else ""
     return f"; {c.arch} has runs at {', '.join(sets[:3])}{more}"
 
@@ -127,9 +139,17 @@ def n_seeds(pairs: pd.DataFrame, a: pd.DataFrame, b: pd.DataFrame) -> int:
 def compare(
     a: pd.DataFrame, b: pd.DataFrame, value: str, keys: Sequence[str] = PAIR_KEYS
 ) -> tuple[Estimate, int]:
-    """a - b on a column, paired by setting and seed when possible; returns (estimate, seeds)."""
+    """a - b on a column, paired by setting and seed when possible; returns (estimate, seeds).
+
+    Only runs of settings (keys other than the seed) that both groups have are compared:
+    without shared seeds the groups are compared unpaired, never across different settings.
+    """
     a = a[a[value].notna()]
     b = b[b[value].notna()]
+    setting = [k for k in keys if k != "seed"]
+    if setting and not a.empty and not b.empty:
+        common = a[setting].drop_duplicates().merge(b[setting].drop_duplicates(), on=setting)
+        a, b = a.merge(common, on=setting), b.merge(common, on=setting)
     if a.empty or b.empty:
         return Estimate(math.nan, None, None, 0), 0
     est, pairs = difference(a, b, list(keys), value)
@@ -172,7 +192,7 @@ def fill(f: Finding, est: Estimate, verdict: str, ctx: Context, cell_key: str) -
     """Set effect, CI, n and verdict; name the missing cells when the data fell short."""
     f.effect, f.n, f.verdict = est.mean, est.n, verdict
     f.ci = (est.low, est.high) if est.has_ci else None
-    f.needs = "; ".join(c.label() for c in NEEDS[cell_key]) + " — seeds 0,1,2"
+    f.needs = f"{ctx.task}: " + "; ".join(c.label() for c in NEEDS[cell_key]) + "; seeds 0,1,2"
     if verdict == INCONCLUSIVE:
         f.missing = missing_cells(ctx, NEEDS[cell_key]) or [
             f"{ctx.task}: fewer than {MIN_SEEDS} seeds shared by the compared runs"
@@ -195,9 +215,14 @@ def contexts(df: pd.DataFrame) -> list[Context]:
     from resnorm.report.probes import add_probe_columns
 
     ok = add_probe_columns(usable(df))
+    # narrow frames: every claim filters and merges many times, and pandas copies all columns
+    ok = ok[
+        [c for c in ok.columns if c not in OBJECT_COLUMNS and not c.startswith(("m_", "stab_"))]
+    ]
+    lean = df[["task", "arch", "depth", "lr", "warmup_steps", "seed", "status", "usable"]]
     out = []
     for task in sorted(df["task"].dropna().unique()):
-        out.append(Context(task, ok[ok["task"] == task], df[df["task"] == task]))
+        out.append(Context(task, ok[ok["task"] == task], lean[lean["task"] == task]))
     return out
 
 

@@ -64,6 +64,15 @@ def chance_value(summary: dict[str, Any], kind: str) -> float:
     return chance
 
 
+def _seconds_per_step(s: dict[str, Any], wall: float, steps: float) -> float:
+    """Training seconds per optimizer step: the run's own step timer when it has one
+    (summary["throughput"], excludes setup and the test pass), else wall time / steps."""
+    rate = _num((s.get("throughput") or {}).get("train_steps_per_s"))
+    if math.isfinite(rate) and rate > 0:
+        return 1.0 / rate
+    return wall / steps if steps else math.nan
+
+
 def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
     """The flat row of one summary (stability.json / CSV parts are added by the caller)."""
     cfg = s.get("config") or {}
@@ -113,6 +122,7 @@ def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
         "steps": steps,
         "wall_s": wall,
         "wall_per_step": wall / steps if steps else math.nan,
+        "train_s_per_step": _seconds_per_step(s, wall, steps),
         "params": _num(s.get("params")),
         "chance": chance_value(s, kind),
         "metric": metric,
