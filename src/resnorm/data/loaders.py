@@ -31,6 +31,7 @@ class TensorLoader:
         seed: int = 0,
         drop_last: bool = False,
         transform: Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         n = len(tensors[0])
         if any(len(t) != n for t in tensors):
@@ -42,13 +43,15 @@ class TensorLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last and n >= batch_size
+        self.shard = shard  # (rank, world size); None: ask torch.distributed
         self.transform = transform  # per-batch augmentation, on whatever device holds the data
         self.epoch = 0
         self._start = 0  # batch index to start the current epoch from (set on resume)
 
-    @staticmethod
-    def _shard() -> tuple[int, int]:
+    def _shard(self) -> tuple[int, int]:
         """(rank, world size) under torch.distributed (DDP), else (0, 1)."""
+        if self.shard is not None:
+            return self.shard
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized():
             return dist.get_rank(), dist.get_world_size()
