@@ -140,3 +140,28 @@ def test_bad_input_is_one_clear_line_and_nothing_completes(tmp_path, overrides, 
     assert errors[0].startswith("resnorm: error:") and fragment in errors[0], errors[0]
     assert all(s["status"] != "completed" for s in summaries(tmp_path))
     assert not (tmp_path / "run" / "checkpoints").exists()  # no training started
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = resnorm("train", "-m", "variant=pre_ln,post_ln", "hydra/launcher=local",
+                  "trainer.max_steps=5", "task.val_every=5", f"hydra.sweep.dir={sweep}",
+                  cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    found = summaries(sweep)
+    assert sorted(s["variant"] for s in found) == ["post_ln", "pre_ln"]
+    assert all(s["status"] == "completed" for s in found)
+    assert list(sweep.glob(".submitit/*/*_log.out"))  # submitit's own job logs
+
+
+@pytest.mark.slow
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = resnorm("train", "-m", "variant=pre_ln,post_ln", "hydra/launcher=joblib_local",
+                  "trainer.max_steps=5", "task.val_every=5", f"hydra.sweep.dir={sweep}",
+                  cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    found = summaries(sweep)
+    assert len(found) == 2 and all(s["status"] == "completed" for s in found)
+    assert {s["device"] for s in found} == {"cpu (1 threads)"}  # cores / n_jobs each
