@@ -21,8 +21,8 @@ import pytorch_lightning as pl
 import torch
 
 from resnorm.data.errors import DataError
-from resnorm.data.loaders import TensorLoader
 from resnorm.data.spec import TaskSpec
+from resnorm.data.split_loaders import SplitLoaders
 
 UNK = "<unk>"
 TOPIC_SEPARATOR = "\n\n"
@@ -118,7 +118,7 @@ def eval_windows(ids: torch.Tensor, seq_len: int, max_windows: int) -> tuple[tor
     return x[keep].contiguous(), y[keep].contiguous()
 
 
-class CharLMDataModule(pl.LightningDataModule):
+class CharLMDataModule(SplitLoaders, pl.LightningDataModule):
     def __init__(
         self,
         seq_len: int = 64,
@@ -174,15 +174,3 @@ class CharLMDataModule(pl.LightningDataModule):
             "val": eval_windows(ids["val"], self.seq_len, self.max_eval_windows),
             "test": eval_windows(ids["test"], self.seq_len, self.max_eval_windows),
         }
-
-    def train_dataloader(self) -> TensorLoader:
-        return TensorLoader(
-            *self.splits["train"], batch_size=self.batch_size, shuffle=True, seed=self.seed,
-            drop_last=True,
-        )  # fmt: skip
-
-    def val_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.splits["val"], batch_size=self.eval_batch_size)
-
-    def test_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.splits["test"], batch_size=self.eval_batch_size)

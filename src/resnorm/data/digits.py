@@ -10,8 +10,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from resnorm.data.loaders import TensorLoader
 from resnorm.data.spec import TaskSpec
+from resnorm.data.split_loaders import SplitLoaders
 
 
 def split_indices(
@@ -29,7 +29,7 @@ def split_indices(
     return tuple(np.sort(np.asarray(p, dtype=np.int64)) for p in parts)  # type: ignore[return-value]
 
 
-class DigitsDataModule(pl.LightningDataModule):
+class DigitsDataModule(SplitLoaders, pl.LightningDataModule):
     def __init__(
         self,
         batch_size: int = 64,
@@ -65,15 +65,3 @@ class DigitsDataModule(pl.LightningDataModule):
         mean, std = x[tr].mean(), x[tr].std()  # statistics of the training split only
         x = (x - mean) / std
         self.splits = {name: (x[i], y[i]) for name, i in (("train", tr), ("val", va), ("test", te))}
-
-    def train_dataloader(self) -> TensorLoader:
-        return TensorLoader(
-            *self.splits["train"], batch_size=self.batch_size, shuffle=True, seed=self.seed,
-            drop_last=True,
-        )  # fmt: skip
-
-    def val_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.splits["val"], batch_size=self.eval_batch_size)
-
-    def test_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.splits["test"], batch_size=self.eval_batch_size)

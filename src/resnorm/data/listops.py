@@ -23,8 +23,8 @@ from collections import Counter
 import pytorch_lightning as pl
 import torch
 
-from resnorm.data.loaders import TensorLoader
 from resnorm.data.spec import TaskSpec
+from resnorm.data.split_loaders import SplitLoaders
 
 OPERATORS = ("MIN", "MAX", "MED", "SM")
 PAD = "<pad>"
@@ -124,7 +124,7 @@ def decode(ids: torch.Tensor | list[int]) -> str:
     return " ".join(VOCAB[int(i)] for i in ids if int(i) != TOKEN_ID[PAD])
 
 
-class ListOpsDataModule(pl.LightningDataModule):
+class ListOpsDataModule(SplitLoaders, pl.LightningDataModule):
     def __init__(
         self,
         n_train: int = 16000,
@@ -188,15 +188,3 @@ class ListOpsDataModule(pl.LightningDataModule):
             examples = generate_split(self.sizes[split], stream, exclude=used, **self.grammar)
             used.update(tokens for tokens, _ in examples)
             self.splits[split] = to_tensors(examples, self.seq_len)
-
-    def train_dataloader(self) -> TensorLoader:
-        return TensorLoader(
-            *self.splits["train"], batch_size=self.batch_size, shuffle=True, seed=self.seed,
-            drop_last=True,
-        )  # fmt: skip
-
-    def val_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.splits["val"], batch_size=self.eval_batch_size)
-
-    def test_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.splits["test"], batch_size=self.eval_batch_size)

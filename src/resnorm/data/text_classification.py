@@ -31,8 +31,8 @@ import pytorch_lightning as pl
 import torch
 
 from resnorm.data.errors import DataError
-from resnorm.data.loaders import TensorLoader
 from resnorm.data.spec import TaskSpec
+from resnorm.data.split_loaders import SplitLoaders
 
 log = logging.getLogger("resnorm")
 
@@ -197,7 +197,7 @@ def encode(tok: Any, texts: list[str], seq_len: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray([e.ids for e in tok.encode_batch(texts)], dtype=np.int64))
 
 
-class TextClassificationDataModule(pl.LightningDataModule):
+class TextClassificationDataModule(SplitLoaders, pl.LightningDataModule):
     def __init__(
         self,
         dataset: str = "sst2",
@@ -267,15 +267,3 @@ class TextClassificationDataModule(pl.LightningDataModule):
             k: (encode(self.tokenizer, texts, self.seq_len), torch.from_numpy(labels))
             for k, (texts, labels) in raw.items()
         }
-
-    def train_dataloader(self) -> TensorLoader:
-        return TensorLoader(
-            *self.splits["train"], batch_size=self.batch_size, shuffle=True, seed=self.seed,
-            drop_last=True,
-        )  # fmt: skip
-
-    def val_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.splits["val"], batch_size=self.eval_batch_size)
-
-    def test_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.splits["test"], batch_size=self.eval_batch_size)
