@@ -12,7 +12,6 @@ from omegaconf import DictConfig
 from resnorm.paths import conf_dir
 
 os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does, before torch loads
 os.environ.setdefault("WANDB_SILENT", "true")
 
 

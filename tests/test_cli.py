@@ -27,8 +27,9 @@ def summaries(root: Path) -> list[dict]:
 
 
 def test_help_does_not_import_lightning():
+    # nor torch, which must load after resnorm.omp has chosen the OpenMP wait policy
     code = (
-        "import sys; from resnorm.cli import main; main(['--help']); "
+        "import sys, resnorm.bench.wait_policy; from resnorm.cli import main; main(['--help']); "
         "assert 'pytorch_lightning' not in sys.modules and 'torch' not in sys.modules"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

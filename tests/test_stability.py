@@ -136,6 +136,26 @@ def test_layer_grad_norms_and_profile_match_direct_norms(digits):
         assert profile[s] == pytest.approx(direct[s], rel=1e-4)
 
 
+@pytest.mark.parametrize("clip", [1e-3, None])
+def test_module_reports_the_norm_before_clipping(digits, compose_cfg, clip):
+    """The monitor reads the norm the clipping computed rather than taking a second one."""
+    from resnorm.training.builders import build_model
+    from resnorm.training.module import TaskModule
+
+    spec = DigitsDataModule().spec
+    torch.manual_seed(0)
+    model = build_model(compose_cfg().model, spec)
+    module = TaskModule(model, spec, {"lr": 1e-3, "weight_decay": 0.0}, 10, grad_clip=clip)
+    module.track_grad_norm = True  # as the stability callback sets it
+    module.loss(module(digits[0]), digits[1]).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    direct = torch.sqrt(sum(g.double().square().sum() for g in grads))
+    module.on_before_optimizer_step(None)
+    assert module.grad_norm.item() == pytest.approx(direct.item(), rel=1e-5)
+    after = global_grad_norm(module).item()
+    assert after == pytest.approx(clip if clip else direct.item(), rel=1e-4)
+
+
 def test_update_to_weight_ratio_matches_direct_computation():
     model = vit(2, seed=0)
     before = snapshot_block_params(model)
@@ -368,6 +388,7 @@ def test_per_step_checks_do_not_sync_the_gpu(digits, compose_cfg):
     torch.cuda.set_sync_debug_mode("error")  # any device->host sync now raises
     try:
         cb.on_before_optimizer_step(trainer, module, None)
+        module.on_before_optimizer_step(None)  # the norm the monitor reads, as in a fit
         cb.on_train_batch_end(trainer, module, {"loss": loss}, (x, y), 0)
     finally:
         torch.cuda.set_sync_debug_mode(0)

@@ -8,6 +8,7 @@ import sys
 import warnings
 
 from resnorm.errors import one_line_error
+from resnorm.omp import choose_wait_policy
 
 USAGE = """resnorm <command> [args]
 
@@ -15,7 +16,8 @@ commands:
   train [-m] [overrides...]   train one config, or a multirun sweep with -m (Hydra syntax)
                               e.g. resnorm train task=image_digits variant=post_ln model.depth=8
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
-  bench {block,harness,mfu,sweep}   performance benchmarks (ratios measured side by side)
+  bench {block,harness,mfu,sweep,precision,wait_policy}
+                              performance benchmarks (ratios measured side by side)
 
 Run `resnorm train --help` for Hydra's help (config groups and their options).
 Set RESNORM_DEBUG=1 to see full tracebacks instead of one-line errors."""
@@ -34,7 +36,6 @@ def train(argv: list[str]) -> int:
     if getattr(__main__, "__spec__", None) is not None:  # started as `python -m resnorm.cli`
         __main__.__spec__ = spec
     # Library deprecation chatter that says nothing about the user's run.
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     from resnorm.training.app import FAILURES, main
 
@@ -51,14 +52,14 @@ def train(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Idle OpenMP threads sleep instead of spinning: with spinning, any other busy process
-    # on the cores (a second job, a browser) slows training by an order of magnitude.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command in ("train", "bench") and choose_wait_policy():
+        print("resnorm: other processes keep the cores busy; OpenMP threads will sleep "
+              "between ops (OMP_WAIT_POLICY=PASSIVE)", file=sys.stderr)  # fmt: skip
     if command == "train":
         return train(rest)
     if command == "bench":

@@ -1,4 +1,4 @@
-"""``resnorm bench {block,harness,mfu,sweep,precision}``: Markdown tables of side-by-side ratios."""
+"""``resnorm bench <which>``: Markdown tables of ratios measured side by side."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ def machine(device: str) -> str:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="resnorm bench", description=__doc__)
-    p.add_argument("which", choices=["block", "harness", "mfu", "sweep", "precision"])
+    p.add_argument(
+        "which", choices=["block", "harness", "mfu", "sweep", "precision", "wait_policy"]
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default=None, help="fp32 | bf16 (block, mfu)")
     p.add_argument("--steps", type=int, default=300, help="harness: training steps per run")
     p.add_argument("--rounds", type=int, default=3, help="harness: interleaved rounds")
     p.add_argument("--compile", action="store_true", help="mfu: also time torch.compile")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for harness and sweep")
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)  # overrides may come before or after the options
     dtype = a.dtype or ("bf16" if a.device == "cuda" else "fp32")
     if a.which == "block":
         from resnorm.bench import block
@@ -44,6 +46,10 @@ def main(argv: list[str]) -> int:
         from resnorm.bench import mfu_run
 
         rows = mfu_run.run(a.device, dtype, compile_=a.compile)
+    elif a.which == "wait_policy":
+        from resnorm.bench import wait_policy
+
+        rows = wait_policy.run()
     else:
         from resnorm.bench import sweep
 

@@ -36,6 +36,11 @@ class TaskModule(pl.LightningModule):
         self.best_val: dict[str, float] = {}
         self.last_val: dict[str, float] = {}
         self.test_results: dict[str, float] = {}
+        # Global gradient norm before clipping of the last optimizer step, a device tensor.
+        # Computed once here (clipping needs it anyway) for whoever watches it: the
+        # stability monitor sets ``track_grad_norm`` so it is also computed without clipping.
+        self.grad_norm: torch.Tensor | None = None
+        self.track_grad_norm = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -46,8 +51,15 @@ class TaskModule(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         x, y = batch
         loss = self.loss(self.model(x), y)
-        self.log("train/loss", loss, on_step=True, on_epoch=False)
+        if self._is_log_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False)
         return loss
+
+    def _is_log_step(self) -> bool:
+        # The loggers only write on every log_every_n_steps-th step; self.log costs ~1 ms of
+        # Python, so it is skipped on the steps whose value would be overwritten unwritten.
+        every = self.trainer.log_every_n_steps
+        return every > 0 and (self.global_step + 1) % every == 0
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: nn.Module) -> None:
         x, y = batch
@@ -81,8 +93,12 @@ class TaskModule(pl.LightningModule):
         # Clipped here rather than by the Trainer: Lightning refuses to clip for fused AdamW
         # even under bf16, where no gradient scaler is involved. Callbacks (the stability
         # monitor) run this hook first, so they see the norm before clipping.
+        params = self.model.parameters()
         if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip, foreach=True)
+            self.grad_norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip, foreach=True)
+        elif self.track_grad_norm:
+            grads = [p.grad for p in params if p.grad is not None]
+            self.grad_norm = torch.nn.utils.get_total_norm(grads, foreach=True) if grads else None
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt, sched = build_optimizer(self.model, total_steps=self.total_steps, **self.optim_cfg)

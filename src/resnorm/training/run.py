@@ -54,6 +54,8 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*is not a `DataLoader`.*")
+    # torch deprecates LeafSpec checks that Lightning 2.6 still makes on every fit
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:

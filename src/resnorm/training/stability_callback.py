@@ -82,6 +82,7 @@ class StabilityCallback(pl.Callback):
         self.probe_seconds = 0.0
         self._pending: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
         self._grad_norm: torch.Tensor | None = None
+        self._module_norm = False
         self._layer_grads: dict[str, list[float]] | None = None
         self._snapshot: list[list[torch.Tensor]] | None = None
         self._probe_batch: tuple[torch.Tensor, ...] | None = None
@@ -101,6 +102,10 @@ class StabilityCallback(pl.Callback):
         self._last_logged = trainer.global_step
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A module that reports its pre-clipping norm (TaskModule) saves a second norm per step.
+        self._module_norm = hasattr(pl_module, "track_grad_norm")
+        if self._module_norm:
+            pl_module.track_grad_norm = True
         if self.check_every is None:
             on_cpu = pl_module.device.type == "cpu"
             self.check_every = 1 if on_cpu else ACCELERATOR_CHECK_EVERY
@@ -118,7 +123,8 @@ class StabilityCallback(pl.Callback):
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
     ) -> None:
-        self._grad_norm = global_grad_norm(pl_module)  # before Lightning clips; stays on device
+        if not self._module_norm:  # callbacks run before the module clips; stays on device
+            self._grad_norm = global_grad_norm(pl_module)
         if self._is_probe_step(trainer.global_step + 1):
             t0 = time.perf_counter()
             self._layer_grads = layer_grad_norms(pl_module)
@@ -134,7 +140,8 @@ class StabilityCallback(pl.Callback):
         if step == self._last_step or loss is None:  # no optimizer step was taken
             return
         self._last_step = step
-        self._pending.append((step, loss.detach(), self._grad_norm))
+        norm = pl_module.grad_norm if self._module_norm else self._grad_norm
+        self._pending.append((step, loss.detach(), norm))
         self._grad_norm = None
         if len(self._pending) >= self.check_every or step >= trainer.max_steps:
             self._check(trainer, pl_module)
@@ -154,9 +161,7 @@ class StabilityCallback(pl.Callback):
             return
         pending, self._pending = self._pending, []
         has_norm = [n is not None for _, _, n in pending]
-        pairs = [torch.stack([loss.float(), (loss if n is None else n).float()])
-                 for _, loss, n in pending]  # fmt: skip
-        values = torch.stack(pairs).cpu().tolist()
+        values = _to_host([(loss, loss if n is None else n) for _, loss, n in pending])
         for (step, _, _), (loss, norm), known in zip(pending, values, has_norm, strict=True):
             norm = norm if known else None
             if norm is not None and math.isfinite(norm):
@@ -186,6 +191,8 @@ class StabilityCallback(pl.Callback):
                 metrics["stability/loss_smoothed"] = self.divergence.smoothed_loss
             if stop:
                 metrics["stability/diverged_at_step"] = float(self.diverged_at_step)
+                if step % every:  # the module logs train/loss on log steps only
+                    metrics["train/loss"] = values[-1][0]
             self._log(trainer, metrics, step)
 
     @rank_zero_only
@@ -316,6 +323,15 @@ class StabilityCallback(pl.Callback):
         self.spikes.load_state_dict(state["spikes"])
         self.init, self.history = state["init"], list(state["history"])
         self.grad, self.probe_seconds = dict(state["grad"]), float(state["probe_seconds"])
+
+
+def _to_host(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[list[float]]:
+    """(loss, norm) scalar tensors as floats: one transfer from an accelerator; on the CPU
+    ``.item()`` copies nothing and skips the stacking."""
+    if pairs[0][0].device.type == "cpu":
+        return [[loss.item(), norm.item()] for loss, norm in pairs]
+    stacked = torch.stack([torch.stack([loss.float(), norm.float()]) for loss, norm in pairs])
+    return stacked.cpu().tolist()
 
 
 def phase_scalars(record: dict[str, Any], phase: str) -> dict[str, float]:
