@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resnorm.bench import block, harness
+from resnorm.bench import block, harness, optimizer, wait_policy
 from resnorm.bench.mfu import train_step_flops
 from resnorm.models import LanguageModel
 
@@ -55,3 +55,14 @@ def test_harness_bench_reports_both_loops():
     ratio = r["harness/plain (median of rounds)"]
     assert ratio == pytest.approx(r["harness steps/s"] / r["plain steps/s"])  # one round
     assert r["min..max"] == f"{ratio:.3f}..{ratio:.3f}"
+
+
+def test_optimizer_bench_times_every_kind_and_the_default():
+    rows = optimizer.run("cpu", ["model.dim=32", "model.depth=1"])
+    assert [r["optimizer"] for r in rows] == ["per-tensor loop", "foreach", "fused", "default"]
+    assert rows[0]["vs per-tensor loop"] == 1.0 and all(r["ms/step"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_wait_policy_child_trains_under_the_policy_it_is_given():
+    assert wait_policy.child("PASSIVE", 8) > 0

@@ -16,9 +16,8 @@ def machine(device: str) -> str:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="resnorm bench", description=__doc__)
-    p.add_argument(
-        "which", choices=["block", "harness", "mfu", "sweep", "precision", "wait_policy"]
-    )
+    benches = ["block", "harness", "mfu", "sweep", "precision", "wait_policy", "optimizer"]
+    p.add_argument("which", choices=benches)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default=None, help="fp32 | bf16 (block, mfu)")
     p.add_argument("--steps", type=int, default=300, help="harness: training steps per run")
@@ -46,6 +45,10 @@ def main(argv: list[str]) -> int:
         from resnorm.bench import mfu_run
 
         rows = mfu_run.run(a.device, dtype, compile_=a.compile)
+    elif a.which == "optimizer":
+        from resnorm.bench import optimizer
+
+        rows = optimizer.run(a.device, a.overrides)
     elif a.which == "wait_policy":
         from resnorm.bench import wait_policy
 
