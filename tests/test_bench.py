@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resnorm.bench import block, harness, optimizer, wait_policy
+from resnorm.bench import block, harness, mfu_run, optimizer, wait_policy
 from resnorm.bench.mfu import train_step_flops
 from resnorm.models import LanguageModel
 
@@ -66,3 +66,12 @@ def test_optimizer_bench_times_every_kind_and_the_default():
 @pytest.mark.slow
 def test_wait_policy_child_trains_under_the_policy_it_is_given():
     assert wait_policy.child("PASSIVE", 8) > 0
+
+
+def test_mfu_bench_divides_the_counted_flops_by_the_measured_step():
+    (row,) = mfu_run.run("cpu", "fp32")
+    s = mfu_run.CPU_SHAPE
+    flops = train_step_flops(s["batch"], s["seq"], s["dim"], s["depth"], 4, s["vocab"])
+    assert row["achieved TFLOP/s"] == pytest.approx(flops / (row["step ms"] / 1e3) / 1e12)
+    assert row["MFU"] == pytest.approx(row["achieved TFLOP/s"] / row["matmul peak TFLOP/s"])
+    assert 0 < row["MFU"] < 1.5  # a count or a peak off by a factor would land outside

@@ -18,8 +18,7 @@ GPU_SHAPE = {"dim": 768, "depth": 12, "heads": 12, "seq": 256, "batch": 32, "voc
 CPU_SHAPE = {"dim": 64, "depth": 4, "heads": 4, "seq": 64, "batch": 32, "vocab": 96}
 
 
-def measure(dev: torch.device, dtype: str, s: dict[str, int], compile_: bool) -> dict:
-    amp = torch.bfloat16 if dtype == "bf16" else None
+def make_step(dev: torch.device, amp: torch.dtype | None, s: dict[str, int], compile_: bool):
     torch.manual_seed(0)
     model = LanguageModel(s["vocab"], s["seq"], dim=s["dim"], depth=s["depth"],
                           heads=s["heads"], norm_position="pre").to(dev)  # fmt: skip
@@ -35,23 +34,28 @@ def measure(dev: torch.device, dtype: str, s: dict[str, int], compile_: bool) ->
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    t = time_interleaved({"step": step}, dev, warmup=10 if compile_ else 5, iters=10)["step"]
-    flops = train_step_flops(s["batch"], s["seq"], s["dim"], s["depth"], 4, s["vocab"])
-    peak = matmul_peak(dev, amp or torch.float32)
-    return {
-        "shape (B,T,dim,depth)": f"{s['batch']},{s['seq']},{s['dim']},{s['depth']}",
-        "device/dtype": f"{dev.type}/{dtype}",
-        "compile": compile_,
-        "step ms": t * 1e3,
-        "achieved TFLOP/s": flops / t / 1e12,
-        "matmul peak TFLOP/s": peak / 1e12,
-        "MFU": flops / t / peak,
-    }
+    return step
 
 
 def run(device: str, dtype: str, compile_: bool = False) -> list[dict[str, object]]:
+    """Eager (and compiled) steps timed interleaved, over one matmul peak measured once."""
     dev = torch.device(device)
-    if device == "cuda":
-        modes = (False, True) if compile_ else (False,)
-        return [measure(dev, dtype, GPU_SHAPE, c) for c in modes]
-    return [measure(dev, dtype, CPU_SHAPE, False)]
+    s = GPU_SHAPE if device == "cuda" else CPU_SHAPE
+    amp = torch.bfloat16 if dtype == "bf16" else None
+    modes = (False, True) if compile_ else (False,)
+    steps = {c: make_step(dev, amp, s, c) for c in modes}
+    times = time_interleaved(steps, dev, warmup=10 if compile_ else 5, iters=10)
+    flops = train_step_flops(s["batch"], s["seq"], s["dim"], s["depth"], 4, s["vocab"])
+    peak = matmul_peak(dev, amp or torch.float32)
+    return [
+        {
+            "shape (B,T,dim,depth)": f"{s['batch']},{s['seq']},{s['dim']},{s['depth']}",
+            "device/dtype": f"{dev.type}/{dtype}",
+            "compile": c,
+            "step ms": t * 1e3,
+            "achieved TFLOP/s": flops / t / 1e12,
+            "matmul peak TFLOP/s": peak / 1e12,
+            "MFU": flops / t / peak,
+        }
+        for c, t in times.items()
+    ]
