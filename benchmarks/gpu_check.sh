@@ -2,8 +2,10 @@
 # GPU check, sized for about 5 minutes on one H100/H200-class card:
 #   1. bf16 autocast vs fp32 on a fixed batch (correctness of the fast path)
 #   2. our Encoder vs torch.nn.TransformerEncoder, bf16 (small and 768/12/256 shapes)
-#   3. MFU at dim 768 / depth 12 / seq 256 against the measured bf16 matmul peak
-#   4. a trainer=gpu run, then the quick study on the GPU (skip with QUICK_STUDY=0)
+#   3. MFU at dim 768 / depth 12 / seq 256 against the measured bf16 matmul peak, eager
+#      and torch.compile (skip the compiled row with COMPILE=0)
+#   4. the harness vs a plain loop on the GPU (image_digits, 300 steps x 3 rounds)
+#   5. a trainer=gpu run, then the quick study on the GPU (skip with QUICK_STUDY=0)
 # Usage: benchmarks/gpu_check.sh [OUT_DIR]      (needs resnorm importable and a CUDA device)
 set -euo pipefail
 out=${1:-gpu_check_out}
@@ -14,7 +16,9 @@ run() { echo "\$ resnorm $*"; $py -m resnorm.cli "$@"; }
   $py -c "import torch; print('device:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
   run bench precision --device cuda
   run bench block --device cuda --dtype bf16
-  run bench mfu --device cuda --dtype bf16 ${COMPILE:+--compile}
+  if [ "${COMPILE:-1}" = 1 ]; then run bench mfu --device cuda --dtype bf16 --compile
+  else run bench mfu --device cuda --dtype bf16; fi
+  run bench harness --device cuda --rounds 3
   run train trainer=gpu trainer.max_steps=600 hydra.run.dir="$out/gpu_run"
   if [ "${QUICK_STUDY:-1}" = 1 ]; then
     start=$(date +%s)
