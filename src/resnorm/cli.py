@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 
 from resnorm.errors import one_line_error
 from resnorm.omp import choose_wait_policy
@@ -35,8 +34,6 @@ def train(argv: list[str]) -> int:
     sys.argv = [spec.origin, *argv]
     if getattr(__main__, "__spec__", None) is not None:  # started as `python -m resnorm.cli`
         __main__.__spec__ = spec
-    # Library deprecation chatter that says nothing about the user's run.
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     from resnorm.training.app import FAILURES, main
 
     try:

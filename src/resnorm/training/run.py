@@ -56,6 +56,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*is not a `DataLoader`.*")
     # torch deprecates LeafSpec checks that Lightning 2.6 still makes on every fit
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # an epoch of a tiny split is shorter than log_every; steps, not epochs, are logged
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
 def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
