@@ -320,6 +320,9 @@ def test_divergent_run_stops_reports_its_step_and_the_multirun_goes_on(tmp_path)
     assert bad["stability"]["diverged"] and bad["stability"]["divergence_reason"]
     report = json.loads((runs[1e3] / STABILITY).read_text())
     assert report["divergence"]["step"] == bad["diverged_at_step"]
+    # the loss of the step it stopped at is logged even off the log_every grid
+    # (Lightning numbers a step's row from 0: the row of step k is k - 1)
+    assert bad["diverged_at_step"] - 1 in logged(runs[1e3], "train/loss")
     good = json.loads((runs[1e-3] / SUMMARY).read_text())
     assert good["status"] == "completed" and good["steps"] == 40 and "diverged_at_step" not in good
     assert not good["stability"]["diverged"]

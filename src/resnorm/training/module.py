@@ -58,7 +58,8 @@ class TaskModule(pl.LightningModule):
     def _is_log_step(self) -> bool:
         # The loggers only write on every log_every_n_steps-th step; self.log costs ~1 ms of
         # Python, so it is skipped on the steps whose value would be overwritten unwritten.
-        every = self.trainer.log_every_n_steps
+        trainer = self._trainer  # None when called outside a fit (tests, probes)
+        every = trainer.log_every_n_steps if trainer is not None else 0
         return every > 0 and (self.global_step + 1) % every == 0
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: nn.Module) -> None:

@@ -144,7 +144,13 @@ class StabilityCallback(pl.Callback):
         self._pending.append((step, loss.detach(), norm))
         self._grad_norm = None
         if len(self._pending) >= self.check_every or step >= trainer.max_steps:
+            stopping = trainer.should_stop
             self._check(trainer, pl_module)
+            every = trainer.log_every_n_steps
+            if trainer.should_stop and not stopping and every and step % every:
+                # Lightning writes the logs of the step a run stops at; the module only
+                # logs train/loss on log steps, so the stop step's loss is logged here.
+                pl_module.log("train/loss", loss.detach(), on_step=True, on_epoch=False)
         if self._snapshot is not None and not self.diverged:
             self._probe(trainer, pl_module, step)
         self._layer_grads = self._snapshot = None
@@ -191,8 +197,6 @@ class StabilityCallback(pl.Callback):
                 metrics["stability/loss_smoothed"] = self.divergence.smoothed_loss
             if stop:
                 metrics["stability/diverged_at_step"] = float(self.diverged_at_step)
-                if step % every:  # the module logs train/loss on log steps only
-                    metrics["train/loss"] = values[-1][0]
             self._log(trainer, metrics, step)
 
     @rank_zero_only
