@@ -26,6 +26,15 @@ def summaries(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob(SUMMARY))]
 
 
+def sweep_two_variants(tmp_path: Path, *overrides: str) -> Path:
+    """A 5-step multirun of pre_ln and post_ln into ``tmp_path/sweep``; it must succeed."""
+    sweep = tmp_path / "sweep"
+    out = resnorm("train", "-m", "variant=pre_ln,post_ln", *overrides, "trainer.max_steps=5",
+                  "task.val_every=5", f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return sweep
+
+
 def test_help_does_not_import_lightning():
     # nor torch, which must load after resnorm.omp has chosen the OpenMP wait policy
     code = (
@@ -83,10 +92,7 @@ def test_multirun_runs_every_job(tmp_path):
 
 @pytest.mark.slow
 def test_wandb_gives_each_multirun_job_its_own_offline_run(tmp_path):
-    sweep = tmp_path / "sweep"
-    out = resnorm("train", "-m", "variant=pre_ln,post_ln", "logger=wandb", "trainer.max_steps=5",
-                  "task.val_every=5", f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    sweep = sweep_two_variants(tmp_path, "logger=wandb")
     runs = sorted(sweep.glob("*/wandb/offline-run-*"))
     assert len(runs) == 2
     assert runs[0].parent.parent != runs[1].parent.parent  # one W&B run per job directory
@@ -145,11 +151,7 @@ def test_bad_input_is_one_clear_line_and_nothing_completes(tmp_path, overrides, 
 
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path):
-    sweep = tmp_path / "sweep"
-    out = resnorm("train", "-m", "variant=pre_ln,post_ln", "hydra/launcher=local",
-                  "trainer.max_steps=5", "task.val_every=5", f"hydra.sweep.dir={sweep}",
-                  cwd=tmp_path)  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    sweep = sweep_two_variants(tmp_path, "hydra/launcher=local")
     found = summaries(sweep)
     assert sorted(s["variant"] for s in found) == ["post_ln", "pre_ln"]
     assert all(s["status"] == "completed" for s in found)
@@ -158,11 +160,7 @@ def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path):
 
 @pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
-    sweep = tmp_path / "sweep"
-    out = resnorm("train", "-m", "variant=pre_ln,post_ln", "hydra/launcher=joblib_local",
-                  "trainer.max_steps=5", "task.val_every=5", f"hydra.sweep.dir={sweep}",
-                  cwd=tmp_path)  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    sweep = sweep_two_variants(tmp_path, "hydra/launcher=joblib_local")
     found = summaries(sweep)
     assert len(found) == 2 and all(s["status"] == "completed" for s in found)
     assert {s["device"] for s in found} == {"cpu (1 threads)"}  # cores / n_jobs each

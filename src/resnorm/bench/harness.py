@@ -71,21 +71,26 @@ def harness(cfg: DictConfig) -> float:
     return summary["throughput"]["train_steps_per_s"]
 
 
+def bench_config(steps: int, device: str = "cpu", extra: list[str] | None = None) -> DictConfig:
+    """The default task and model for ``steps`` steps, validation off, CSV logging."""
+    trainer = "gpu" if device == "cuda" else "cpu"
+    return config([
+        f"trainer={trainer}", f"trainer.max_steps={steps}", f"trainer.val_every={steps + 1}",
+        "logger=csv", *(extra or []),
+    ])  # fmt: skip
+
+
 def run(
     steps: int = 300, rounds: int = 3, device: str = "cpu", extra: list[str] | None = None
 ) -> list[dict[str, object]]:
-    trainer = "gpu" if device == "cuda" else "cpu"
-    overrides = [
-        f"trainer={trainer}", f"trainer.max_steps={steps}", f"trainer.val_every={steps + 1}",
-        "logger=csv", *(extra or []),
-    ]  # fmt: skip
-    cfg = config(overrides)
+    cfg = bench_config(steps, device, extra)
     dev = torch.device(device)
-    plain, full = [], []
+    loops = {"plain": lambda: plain_loop(cfg, dev), "harness": lambda: harness(cfg)}
+    speeds: dict[str, list[float]] = {name: [] for name in loops}
     for i in range(rounds):  # the order alternates so that drift favours neither loop
-        first, second = (plain, full) if i % 2 == 0 else (full, plain)
-        for out in (first, second):
-            out.append(plain_loop(cfg, dev) if out is plain else harness(cfg))
+        for name in list(loops)[:: 1 if i % 2 == 0 else -1]:
+            speeds[name].append(loops[name]())
+    plain, full = speeds["plain"], speeds["harness"]
     ratios = sorted(h / p for h, p in zip(full, plain, strict=True))
     return [
         {

@@ -6,6 +6,8 @@ harness run, with shapes chosen freely (GPU default: dim 768, depth 12, seq 256)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -18,7 +20,10 @@ GPU_SHAPE = {"dim": 768, "depth": 12, "heads": 12, "seq": 256, "batch": 32, "voc
 CPU_SHAPE = {"dim": 64, "depth": 4, "heads": 4, "seq": 64, "batch": 32, "vocab": 96}
 
 
-def make_step(dev: torch.device, amp: torch.dtype | None, s: dict[str, int], compile_: bool):
+def make_step(
+    dev: torch.device, amp: torch.dtype | None, s: dict[str, int], compile_: bool
+) -> Callable[[], None]:
+    """One training step (forward, loss, backward, AdamW) of a fresh model of shape ``s``."""
     torch.manual_seed(0)
     model = LanguageModel(s["vocab"], s["seq"], dim=s["dim"], depth=s["depth"],
                           heads=s["heads"], norm_position="pre").to(dev)  # fmt: skip

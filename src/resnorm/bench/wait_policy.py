@@ -48,16 +48,9 @@ def _child(policy: str, steps: int) -> None:
         from resnorm.omp import choose_wait_policy
 
         choose_wait_policy()
-    import tempfile
+    from resnorm.bench.harness import bench_config, harness
 
-    from resnorm.bench.harness import config
-    from resnorm.training.run import run_job
-
-    cfg = config(["trainer=cpu", f"trainer.max_steps={steps}",
-                  f"trainer.val_every={steps + 1}", "logger=csv"])  # fmt: skip
-    with tempfile.TemporaryDirectory() as d:
-        summary = run_job(cfg, d)
-    print(summary["throughput"]["train_steps_per_s"])
+    print(harness(bench_config(steps)))
 
 
 if __name__ == "__main__":
