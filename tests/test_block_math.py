@@ -60,12 +60,13 @@ def reference_sublayer(position, residual, x, f, n1, n2, alpha=None):
         "rezero": lambda a, b: a + alpha * b,
         "layerscale": lambda a, b: a + alpha * b,
         "deepnorm": lambda a, b: alpha * a + b,
+        "admin": lambda a, b: a * alpha + b,
     }[residual]
     if position == "post":
         return n1(combine(x, f(x)))
     if position == "pre":
         return combine(x, f(n1(x)))
-    if position == "sandwich":
+    if position in ("sandwich", "peri"):
         return combine(x, n2(f(n1(x))))
     return combine(x, f(x))
 
@@ -113,9 +114,9 @@ def test_uncentered_ln_differs_from_layernorm_on_shifted_input():
 
 VARIANTS = [
     (pos, res)
-    for pos in ("post", "pre", "sandwich", "none")
+    for pos in ("post", "pre", "sandwich", "peri", "none")
     for res in ("on", "off", "rezero", "layerscale")
-] + [("post", "deepnorm")]
+] + [("post", "deepnorm"), ("post", "admin")]
 
 
 @pytest.mark.parametrize("position,residual", VARIANTS)
@@ -127,7 +128,7 @@ def test_every_variant_matches_its_formula(position, residual, norm):
                   depth=depth).eval()  # fmt: skip
     for sub in (block.attn, block.ffn):
         with torch.no_grad():
-            for p in sub.skip.parameters():  # make rezero / layerscale non-trivial
+            for p in sub.skip.parameters():  # make rezero / layerscale / admin non-trivial
                 p.normal_()
             for m in sub.modules():
                 if m is not sub.fn and hasattr(m, "weight") and m.weight.ndim == 1:
@@ -139,6 +140,7 @@ def test_every_variant_matches_its_formula(position, residual, norm):
             "rezero": getattr(sub.skip, "alpha", None),
             "layerscale": getattr(sub.skip, "gamma", None),
             "deepnorm": (2 * depth) ** 0.25,
+            "admin": getattr(sub.skip, "omega", None),
         }.get(residual)
         norms = [getattr(sub, n) for n in ("norm", "norm_in", "norm_out") if hasattr(sub, n)]
         n1 = norms[0] if norms else None
@@ -163,12 +165,19 @@ def test_parameter_counts():
     assert count(Block(DIM, HEADS, norm_position="pre")) == count(base) + 2 * 2 * DIM
     assert count(Block(DIM, HEADS, norm_position="post")) == count(base) + 2 * 2 * DIM
     assert count(Block(DIM, HEADS, norm_position="sandwich")) == count(base) + 4 * 2 * DIM
+    assert count(Block(DIM, HEADS, norm_position="peri")) == count(base) + 4 * 2 * DIM
+    # Admin's ω is one per-channel vector per sublayer
+    admin = Block(DIM, HEADS, residual="admin", norm_position="post")
+    assert count(admin) == count(base) + 2 * 2 * DIM + 2 * DIM
     assert count(Block(DIM, HEADS, norm_position="pre", norm="rmsnorm")) == count(base) + 2 * DIM
     for sub in (base.attn, base.ffn):
         assert count(sub.skip) == 0  # the identity residual owns nothing
     # pre-LN encoders carry one more LayerNorm after the stack
     enc = Encoder(DIM, 3, HEADS, norm_position="pre")
     assert count(enc) == 3 * count(Block(DIM, HEADS, norm_position="pre")) + 2 * DIM
+    # Peri-LN adds the embedding-output norm to sandwich's final norm
+    peri = Encoder(DIM, 3, HEADS, norm_position="peri")
+    assert count(peri) == 3 * count(Block(DIM, HEADS, norm_position="peri")) + 2 * 2 * DIM
 
 
 def test_rezero_block_is_identity_at_init():
@@ -179,7 +188,7 @@ def test_rezero_block_is_identity_at_init():
     assert torch.equal(enc(x), x)
 
 
-@pytest.mark.parametrize("position", ["pre", "post", "sandwich", "none"])
+@pytest.mark.parametrize("position", ["pre", "post", "sandwich", "peri", "none"])
 def test_causal_outputs_never_depend_on_the_future(position):
     torch.manual_seed(3)
     enc = Encoder(DIM, 3, HEADS, norm_position=position, causal=True).eval()
@@ -215,6 +224,37 @@ def test_deepnorm_constants_and_init():
     assert (ours / theirs).item() == pytest.approx(beta, rel=0.1)
 
 
+def test_deepnorm_init_draws_in_the_fixed_order():
+    """Xavier-uniform on every Linear, then per block q, k, v, proj, fc1, fc2 Xavier-normal:
+    the same seed must give the same weights as this written-out order."""
+    depth = 3
+    torch.manual_seed(5)
+    enc = Encoder(DIM, depth, HEADS, residual="deepnorm", norm_position="post")
+    torch.manual_seed(5)
+    ref = Encoder(DIM, depth, HEADS, residual="on", norm_position="post")
+    beta = (8 * depth) ** -0.25
+    with torch.no_grad():
+        for block in ref.blocks:
+            attn, ffn = block.attn.fn, block.ffn.fn
+            q, k, v = attn.qkv.weight.view(3, DIM, DIM)
+            nn.init.xavier_normal_(q)
+            nn.init.xavier_normal_(k)
+            for w in (v, attn.proj.weight, ffn.fc1.weight, ffn.fc2.weight):
+                nn.init.xavier_normal_(w, gain=beta)
+    ours, theirs = enc.state_dict(), ref.state_dict()
+    assert list(ours) == list(theirs)
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
+
+
+def test_deepnorm_position_rule_message_is_exact():
+    with pytest.raises(ValueError) as info:
+        Encoder(DIM, 2, HEADS, residual="deepnorm", norm_position="pre")
+    assert str(info.value) == (
+        "model.residual=deepnorm requires model.norm_position=post (got 'pre'); allowed: post"
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs,fragment",
     [
@@ -223,7 +263,8 @@ def test_deepnorm_constants_and_init():
         ({"depth": 0}, "model.depth=0 must be a positive integer"),
         ({"norm": "banana"}, "model.norm='banana' is not a valid choice; allowed: dyt"),
         ({"residual": "sideways"}, "model.residual='sideways'"),
-        ({"norm_position": "middle"}, "allowed: none, post, pre, sandwich"),
+        ({"norm_position": "middle"}, "allowed: none, peri, post, pre, sandwich"),
+        ({"residual": "admin", "norm_position": "pre"}, "model.residual=admin requires"),
         ({"activation": "tanhh"}, "model.activation='tanhh'"),
         ({"dropout": 1.5}, "model.dropout=1.5"),
     ],
@@ -236,8 +277,8 @@ def test_invalid_options_fail_at_construction(kwargs, fragment):
 
 
 def test_registries_list_every_design_option():
-    assert set(RESIDUALS.names()) == {"on", "off", "rezero", "layerscale", "deepnorm"}
-    assert set(SUBLAYERS.names()) == {"pre", "post", "sandwich", "none"}
+    assert set(RESIDUALS.names()) == {"on", "off", "rezero", "layerscale", "deepnorm", "admin"}
+    assert set(SUBLAYERS.names()) == {"pre", "post", "sandwich", "peri", "none"}
     assert set(NORMS.names()) == {"layernorm", "rmsnorm", "dyt", "uncentered_ln"}
 
 

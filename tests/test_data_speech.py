@@ -24,17 +24,15 @@ from resnorm.data.audio import (
 )
 from resnorm.data.errors import DataError
 from resnorm.data.speech_commands import ALL_WORDS, SpeechCommandsDataModule
-from resnorm.data.speech_synth import (
-    CACHE_FILES,
+from resnorm.data.speech_plan import (
     CORE_WORDS,
     SILENCE,
     UNKNOWN,
-    SpeechSynthDataModule,
     SynthSettings,
-    load_or_generate,
     plan_clips,
     split_variants,
 )
+from resnorm.data.speech_synth import CACHE_FILES, SpeechSynthDataModule, load_or_generate
 
 SMALL = {
     "languages": ["en", "en-us"],

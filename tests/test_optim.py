@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnorm.training.optim import build_optimizer, lr_factor, param_groups
+from resnorm.training.optim import OPTIM_KEYS, build_optimizer, lr_factor, param_groups
 
 
 def small_model() -> nn.Module:
@@ -60,3 +60,16 @@ def test_bad_options_name_the_option(kwargs, fragment):
     base = {"lr": 1e-3, "weight_decay": 0.0, **kwargs}
     with pytest.raises(ValueError, match=fragment):
         build_optimizer(small_model(), **base)
+
+
+def test_every_optim_key_of_the_config_reaches_the_optimizer(compose_cfg):
+    cfg = compose_cfg()
+    assert set(OPTIM_KEYS) == {"lr", "weight_decay", "betas", "eps", "warmup_steps",
+                               "schedule", "min_lr_ratio", "fused"}  # fmt: skip
+    options = {k: cfg.optim[k] for k in OPTIM_KEYS}  # each one is a key of conf/optim
+    opt, sched = build_optimizer(small_model(), total_steps=10, **options)
+    assert opt.defaults["lr"] == cfg.optim.lr and opt.defaults["eps"] == cfg.optim.eps
+    assert sched.get_last_lr()[0] == pytest.approx(
+        cfg.optim.lr * lr_factor(0, cfg.optim.warmup_steps, 10, cfg.optim.schedule,
+                                 cfg.optim.min_lr_ratio)
+    )  # fmt: skip

@@ -4,6 +4,8 @@ subprocesses writing real summaries into real Optuna storages."""
 
 from __future__ import annotations
 
+import ast
+import csv
 import io
 import json
 import os
@@ -19,14 +21,19 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+import resnorm
+from resnorm.jobs.index import LEGACY_MODEL_FIELDS, write_index
+from resnorm.jobs.optuna_pruners import build_pruner
+from resnorm.jobs.optuna_storage import open_storage
+from resnorm.jobs.resume import previous_status, should_skip
 from resnorm.outputs import SUMMARY
 from resnorm.sweeps.instability import instability_score
-from resnorm.sweeps.optuna_factories import build_pruner, build_sampler, grid_size
+from resnorm.sweeps.optuna_factories import build_sampler, grid_size
 from resnorm.sweeps.optuna_heartbeat import Heartbeat, fail_stale_trials
 from resnorm.sweeps.optuna_outcome import Objective, outcome_from_summary
 from resnorm.sweeps.optuna_pareto import format_results
 from resnorm.sweeps.optuna_space import format_override, grid_values, parse_search_space
-from resnorm.sweeps.optuna_storage import dashboard_command, open_storage, resolve_storage_url
+from resnorm.sweeps.optuna_storage import dashboard_command, resolve_storage_url
 from resnorm.sweeps.optuna_sweeper import tell
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -204,6 +211,59 @@ def test_pareto_front_lists_only_non_dominated_trials():
     text = format_results(study, ["val_best/acc", "instability"])
     assert "Pareto front (3 of 4 completed" in text
     assert "trial_0002" not in text and all(f"trial_000{i}" in text for i in (0, 1, 3))
+
+
+# ---- what a job does for itself (resnorm.jobs) ---------------------------------------
+def test_jobs_and_training_never_import_the_sweeper():
+    """The arrows run one way: sweeps -> training -> jobs; a job needs nothing above it."""
+    src = Path(resnorm.__file__).parent
+    found = []
+    for path in [*(src / "jobs").rglob("*.py"), *(src / "training").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            found += [f"{path.name}: {n}" for n in names if n.startswith("resnorm.sweeps")]
+    assert not found
+    assert (src / "jobs" / "optuna_pruning.py").is_file()  # the walk saw the job side
+
+
+def write_summary(run_dir: Path, **fields) -> None:
+    run_dir.mkdir(parents=True)
+    s = {"run_key": "k", "status": "completed", "task": "image_digits", "variant": "pre_ln",
+         "seed": 0, "metrics": {"test/acc": 0.5}, "stability": {}, **fields}  # fmt: skip
+    (run_dir / SUMMARY).write_text(json.dumps(s))
+
+
+def test_index_takes_its_model_columns_from_the_summary_model_dict(tmp_path):
+    legacy = {"residual": "on", "norm_position": "pre", "norm": "layernorm", "depth": 2,
+              "dim": 64}  # fmt: skip
+    write_summary(tmp_path / "0", **legacy)  # written before summaries carried "model"
+    with open(write_index(tmp_path), newline="") as f:
+        reader = csv.DictReader(f)
+        assert [c for c in reader.fieldnames if c in legacy] == list(LEGACY_MODEL_FIELDS)
+        assert [r["depth"] for r in reader] == ["2"]
+    model = {"heads": 4, "qk_norm": True, **legacy}  # any order: summary.json sorts keys
+    write_summary(tmp_path / "new" / "1", **legacy, model=model)
+    with open(write_index(tmp_path / "new"), newline="") as f:
+        assert next(csv.reader(f))[5:10] == list(LEGACY_MODEL_FIELDS)  # they still lead
+    with open(write_index(tmp_path), newline="") as f:
+        reader = csv.DictReader(f)
+        assert set(model) <= set(reader.fieldnames) and "model" not in reader.fieldnames
+        rows = {r["run_dir"]: r for r in reader}
+    assert rows["new/1"]["qk_norm"] == "True" and rows["new/1"]["heads"] == "4"
+    assert rows["0"]["heads"] == "" and rows["0"]["depth"] == rows["new/1"]["depth"] == "2"
+    assert rows["0"]["value"] == "0.5" and rows["0"]["metric"] == "test/acc"
+
+
+def test_a_job_skips_what_its_directory_already_holds(tmp_path):
+    write_summary(tmp_path / "run", status="failed")
+    assert previous_status(tmp_path / "run", "k") == "failed"
+    assert previous_status(tmp_path / "run", "another config") is None
+    assert previous_status(tmp_path / "none", "k") is None
+    assert should_skip("failed", rerun_failed=False) and not should_skip("failed", True)
+    assert should_skip("completed", True) and not should_skip("running", False)
+    assert not should_skip(None, False)
 
 
 # ---- the Hydra plugin ---------------------------------------------------------------

@@ -151,8 +151,8 @@ def test_report_help_starts_without_torch():
 
 @pytest.mark.slow
 def test_findings_on_real_runs(sweep):
-    from resnorm.report.findings import all_findings
-    from resnorm.report.load import load_dirs
+    from resnorm.report.claims.catalog import all_findings
+    from resnorm.report.sources.run_dirs import load_dirs
 
     found = {f.id: f for f in all_findings(load_dirs([str(sweep)]).runs)}
     # (j) exact parameter count: 2*dim per LayerNorm, 2*depth (+1 final for pre) norms

@@ -8,10 +8,13 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from resnorm.outputs import SUMMARY
+from resnorm.report.sources.wandb_project import run_row
+from resnorm.variants import definitions
 from test_report import ENV, make_sweep, resnorm
 
 
@@ -156,3 +159,19 @@ def test_index_html_renders_in_headless_chromium(sweep, tmp_path):
     res = browse(f"--screenshot={shot}", "--window-size=1280,3000", profile="p2")
     assert res.returncode == 0, res.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_wandb_run_is_named_like_its_run_directory():
+    """A W&B run (its flat config and summary, as ``wandb.Api`` returns them) gets the same
+    architecture name a run directory would: its variant plus the fields it overrode."""
+
+    def run(**model: object) -> SimpleNamespace:
+        flat = {f"model.{k}": v for k, v in {**definitions()["pre_ln"], **model}.items()}
+        config = {**flat, "task.name": "image_digits", "seed": 0, "optim.lr": 1e-3}
+        summary = {"test/acc": 0.5, "_step": 10}
+        return SimpleNamespace(id="abc", state="finished", config=config, summary=summary)
+
+    assert run_row(run(), "me/p")["arch"] == "pre_ln"
+    assert run_row(run(norm="rmsnorm"), "me/p")["arch"] == "rmsnorm_pre"
+    row = run_row(run(activation="relu", depth=2), "me/p")
+    assert (row["arch"], row["depth"], row["status"]) == ("pre_ln[activation=relu]", 2, "completed")

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resnorm.report import findings, lr_sensitivity, stats
-from resnorm.report.optuna_source import pareto_mask
+from resnorm.report.analysis import lr_sensitivity, stats
+from resnorm.report.claims import rules
+from resnorm.report.figures.optuna_study import pareto_mask
 
 
 def test_bootstrap_ci_covers_a_known_mean_about_95_percent_of_the_time():
@@ -37,15 +38,15 @@ def test_one_value_has_no_ci_and_cannot_support_a_finding():
     est = stats.mean_ci([0.9])
     assert est.n == 1 and est.low is None and est.high is None and not est.has_ci
     assert "no CI" in est.text()
-    assert findings.directional(est, seeds=1) == findings.INCONCLUSIVE
-    assert findings.equivalence(est, seeds=1, margin=1.0) == findings.INCONCLUSIVE
+    assert rules.directional(est, seeds=1) == rules.INCONCLUSIVE
+    assert rules.equivalence(est, seeds=1, margin=1.0) == rules.INCONCLUSIVE
     assert stats.mean_ci([]).n == 0 and math.isnan(stats.mean_ci([math.nan]).mean)
 
 
 def test_two_seeds_are_inconclusive_even_with_a_large_effect():
     est = stats.mean_ci([5.0, 5.1])
     assert est.has_ci and est.low > 0
-    assert findings.directional(est, seeds=2) == findings.INCONCLUSIVE
+    assert rules.directional(est, seeds=2) == rules.INCONCLUSIVE
 
 
 def _runs(values: list[float], seeds: list[int], **fixed) -> pd.DataFrame:
@@ -71,7 +72,7 @@ def test_pairing_removes_seed_to_seed_variation():
     assert (
         paired.paired and paired.low == pytest.approx(0.01) and paired.high == pytest.approx(0.01)
     )
-    assert findings.directional(paired, seeds=5) == findings.SUPPORTED
+    assert rules.directional(paired, seeds=5) == rules.SUPPORTED
     assert unpaired.low < 0 < unpaired.high  # the same data, unpaired: cannot tell
 
 
@@ -85,22 +86,22 @@ def test_unpaired_difference_finds_a_known_shift():
 def test_equivalence_needs_the_whole_ci_inside_the_margin():
     tight = stats.mean_ci([0.001, -0.002, 0.0005, 0.0])
     wide = stats.mean_ci([0.05, -0.06, 0.04, -0.03])
-    assert findings.equivalence(tight, seeds=4, margin=0.02) == findings.SUPPORTED
-    assert findings.equivalence(wide, seeds=4, margin=0.02) == findings.NOT_SUPPORTED
+    assert rules.equivalence(tight, seeds=4, margin=0.02) == rules.SUPPORTED
+    assert rules.equivalence(wide, seeds=4, margin=0.02) == rules.NOT_SUPPORTED
 
 
 def test_oriented_flips_bits_per_char_so_lower_is_better():
     est = stats.Estimate(-0.2, -0.3, -0.1, 3, True)  # bpc went down: better
-    flipped = findings.oriented(est, -1)
+    flipped = rules.oriented(est, -1)
     assert (flipped.mean, flipped.low, flipped.high) == (0.2, 0.1, 0.3)
-    assert findings.directional(flipped, seeds=3) == findings.SUPPORTED
+    assert rules.directional(flipped, seeds=3) == rules.SUPPORTED
 
 
 def test_combine_needs_every_part():
-    s, n, i = findings.SUPPORTED, findings.NOT_SUPPORTED, findings.INCONCLUSIVE
-    assert findings.combine([s, s]) == s
-    assert findings.combine([s, i]) == i
-    assert findings.combine([i, n]) == n
+    s, n, i = rules.SUPPORTED, rules.NOT_SUPPORTED, rules.INCONCLUSIVE
+    assert rules.combine([s, s]) == s
+    assert rules.combine([s, i]) == i
+    assert rules.combine([i, n]) == n
 
 
 def test_lr_sensitivity_matches_the_wortsman_formula():
@@ -130,8 +131,8 @@ def test_pareto_front_keeps_only_undominated_trials():
 def test_groups_are_compared_only_within_a_shared_setting():
     deep = _runs([0.9, 0.8, 0.7], [0, 1, 2], depth=8)
     shallow = _runs([0.1, 0.2, 0.3], [0, 1, 2], depth=4)
-    est, seeds = findings.compare(deep, shallow, "value", keys=("depth", "seed"))
+    est, seeds = rules.compare(deep, shallow, "value", keys=("depth", "seed"))
     assert est.n == 0 and seeds == 0  # different depths: nothing to compare
     other_seeds = _runs([0.1, 0.2, 0.3], [3, 4, 5], depth=8)
-    est, seeds = findings.compare(deep, other_seeds, "value", keys=("depth", "seed"))
+    est, seeds = rules.compare(deep, other_seeds, "value", keys=("depth", "seed"))
     assert not est.paired and est.n == 3 and seeds == 3 and est.mean == pytest.approx(0.6)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -146,14 +147,66 @@ def test_module_reports_the_norm_before_clipping(digits, compose_cfg, clip):
     torch.manual_seed(0)
     model = build_model(compose_cfg().model, spec)
     module = TaskModule(model, spec, {"lr": 1e-3, "weight_decay": 0.0}, 10, grad_clip=clip)
-    module.track_grad_norm = True  # as the stability callback sets it
+    module.request_grad_norm()  # as the stability callback does
     module.loss(module(digits[0]), digits[1]).backward()
     grads = [p.grad.clone() for p in model.parameters()]
     direct = torch.sqrt(sum(g.double().square().sum() for g in grads))
     module.on_before_optimizer_step(None)
-    assert module.grad_norm.item() == pytest.approx(direct.item(), rel=1e-5)
+    assert module.last_grad_norm.item() == pytest.approx(direct.item(), rel=1e-5)
     after = global_grad_norm(module).item()
     assert after == pytest.approx(clip if clip else direct.item(), rel=1e-4)
+
+
+class PlainModule(pl.LightningModule):
+    """A LightningModule that is no GradNormSource: the callback takes the norm itself."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        return self.loss(self.model(batch[0]), batch[1])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("kind", ["task_module", "plain"])
+def test_callback_monitors_any_lightning_module(digits, compose_cfg, kind):
+    """TaskModule hands over the norm it takes; any other module gets it taken for it.
+    Either way the monitor sees each step's pre-clipping norm and the probes run."""
+    from resnorm.training.builders import build_model
+    from resnorm.training.module import GradNormSource, TaskModule
+    from resnorm.training.stability_callback import StabilityCallback
+
+    spec = DigitsDataModule().spec
+    torch.manual_seed(0)
+    model = build_model(compose_cfg("model.depth=2").model, spec)
+    module = (
+        TaskModule(model, spec, {"lr": 1e-3, "weight_decay": 0.0}, 4)
+        if kind == "task_module"
+        else PlainModule(model)
+    )
+    assert isinstance(module, GradNormSource) == (kind == "task_module")
+    cb = StabilityCallback(probe_every=2, probe_batch_size=16)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*digits), batch_size=32)
+    trainer = pl.Trainer(
+        accelerator="cpu", max_steps=4, logger=False, callbacks=[cb], enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(module, train_dataloaders=loader)
+    # the last step's gradients are still in .grad (unclipped: no grad_clip here)
+    last = global_grad_norm(model).item()
+    assert cb.monitor.grad.count == 4 and cb.monitor.grad.last == pytest.approx(last, rel=1e-6)
+    if kind == "task_module":  # computed by the module although it does not clip
+        assert module.last_grad_norm.item() == cb.monitor.grad.last
+    st = cb.summary()
+    assert not st["diverged"] and st["probe_count"] == 2
+    assert st["grad_norm_last"] == cb.monitor.grad.last
+    assert [h["step"] for h in cb.probes.history] == [2, 4] and cb.probes.final["step"] == 4
 
 
 def test_update_to_weight_ratio_matches_direct_computation():
@@ -250,20 +303,21 @@ def test_callback_state_survives_a_weights_only_checkpoint(digits):
 
     cb = StabilityCallback(spike_window=5, spike_min_history=3)
     for step, loss in enumerate([2.3, 2.0, 1.8, 1.7, 4.0, 1.5], start=1):
-        cb.spikes.update(step, loss)
-        cb.divergence.update(step, loss, grad_norm=1.0)
+        cb.monitor.add(step, torch.tensor(loss), torch.tensor(1.0 + step))
+    assert cb.monitor.judge() == 6 and cb.monitor.grad.count == 6
     model = vit(2, seed=0)
-    cb.init = {"step": 0, "loss": 2.3, "grad_norm": grad_norm_profile(model, ce, digits),
-               **forward_probe(model, digits[0])}  # fmt: skip
+    cb.probes.init = {"step": 0, "loss": 2.3, "grad_norm": grad_norm_profile(model, ce, digits),
+                      **forward_probe(model, digits[0])}  # fmt: skip
     buf = io.BytesIO()
     torch.save({"callbacks": {"StabilityCallback": cb.state_dict()}}, buf)
     buf.seek(0)
     state = torch.load(buf, weights_only=True)["callbacks"]["StabilityCallback"]
     resumed = StabilityCallback(spike_window=5, spike_min_history=3)
     resumed.load_state_dict(state)
-    assert resumed.summary() == cb.summary() and resumed.spikes.steps == [5]
-    assert resumed.divergence.smoothed_loss == cb.divergence.smoothed_loss
-    assert resumed.spikes.update(7, 9.0) == cb.spikes.update(7, 9.0) is True
+    assert resumed.summary() == cb.summary() and resumed.monitor.spikes.steps == [5]
+    assert resumed.summary()["grad_norm_max"] == 7.0 and resumed.report() == cb.report()
+    assert resumed.monitor.divergence.smoothed_loss == cb.monitor.divergence.smoothed_loss
+    assert resumed.monitor.spikes.update(7, 9.0) == cb.monitor.spikes.update(7, 9.0) is True
 
 
 # ---- what the literature predicts, on the real Encoder ----------------------------------
@@ -370,8 +424,6 @@ def test_probes_do_not_change_training_and_fill_the_outputs(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_per_step_checks_do_not_sync_the_gpu(digits, compose_cfg):
     """Between checks the callback's per-step hooks leave loss and grad norm on the device."""
-    import pytorch_lightning as pl
-
     from resnorm.training.builders import build_model
     from resnorm.training.module import TaskModule
     from resnorm.training.stability_callback import build_stability_callback
@@ -395,6 +447,6 @@ def test_per_step_checks_do_not_sync_the_gpu(digits, compose_cfg):
         cb.on_train_batch_end(trainer, module, {"loss": loss}, (x, y), 0)
     finally:
         torch.cuda.set_sync_debug_mode(0)
-    assert len(cb._pending) == 1
+    assert len(cb.monitor.pending) == 1
     cb._check(trainer, module)  # the batched check: one transfer, judged on the host
     assert cb.summary()["grad_norm_max"] > 0 and not cb.diverged

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -42,15 +43,13 @@ class ResnormOptunaSweeper(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        from hydra.core.plugins import Plugins
-
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from resnorm.sweeps.optuna_sweeper import OptunaSweep
+        from resnorm.sweeps.optuna_sweeper import OptunaSweep  # lazy: Optuna only in a sweep
 
         assert self.config is not None and self.launcher is not None
         launch = lambda batch, idx: self.launcher.launch(batch, initial_job_idx=idx)  # noqa: E731

@@ -32,8 +32,7 @@ def config(overrides: list[str]) -> DictConfig:
 def plain_loop(cfg: DictConfig, device: torch.device) -> float:
     """Steps/s of a hand-written loop: forward, loss, backward, clip, step, schedule."""
     from resnorm.training.builders import build_datamodule, build_model
-    from resnorm.training.optim import build_optimizer
-    from resnorm.training.run import OPTIM_KEYS
+    from resnorm.training.optim import OPTIM_KEYS, build_optimizer
 
     torch.manual_seed(cfg.seed)
     dm = build_datamodule(cfg)

@@ -43,17 +43,6 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, rate
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """float audio in [-1, 1] (or int16) -> 16-bit PCM mono WAV."""
-    if audio.dtype != np.int16:
-        audio = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(sample_rate)
-        f.writeframes(audio.astype("<i2").tobytes())
-
-
 def resample(audio: torch.Tensor, orig_rate: int, new_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """Band-limited (FFT) resampling along the last axis, batched: (..., n) -> (..., m).
 

@@ -4,27 +4,36 @@ Imports nothing else of resnorm, so it can be copied out and reused on its own.
 """
 
 from resnorm.models.attention import Attention
-from resnorm.models.block import ACTIVATIONS, Block, FeedForward
+from resnorm.models.block import Block
+from resnorm.models.config import BlockConfig
 from resnorm.models.embeddings import PatchEmbed2d, TimePatchEmbed, TokenEmbed
 from resnorm.models.encoder import Encoder
+from resnorm.models.feedforward import ACTIVATIONS, FeedForward
 from resnorm.models.norms import NORMS, build_norm
-from resnorm.models.residual import RESIDUALS
-from resnorm.models.sublayer import SUBLAYERS
+from resnorm.models.profile import ProfiledInit, profile_init, wants_profile
+from resnorm.models.residual import RESIDUALS, Residual
+from resnorm.models.sublayer import SUBLAYERS, Sublayer
 from resnorm.models.task_models import Classifier, LanguageModel
 
 __all__ = [
     "ACTIVATIONS",
     "Attention",
     "Block",
+    "BlockConfig",
     "Classifier",
     "Encoder",
     "FeedForward",
     "LanguageModel",
     "NORMS",
-    "RESIDUALS",
     "PatchEmbed2d",
+    "ProfiledInit",
+    "RESIDUALS",
+    "Residual",
     "SUBLAYERS",
+    "Sublayer",
     "TimePatchEmbed",
     "TokenEmbed",
     "build_norm",
+    "profile_init",
+    "wants_profile",
 ]

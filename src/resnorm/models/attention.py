@@ -36,6 +36,16 @@ class Attention(nn.Module):
         self.q_norm = nn.LayerNorm(self.head_dim, eps=norm_eps) if qk_norm else nn.Identity()
         self.k_norm = nn.LayerNorm(self.head_dim, eps=norm_eps) if qk_norm else nn.Identity()
 
+    # What an initialisation hook (a residual mode's ``init_branch``) may re-initialise,
+    # as (dim, dim) views of the fused projection, so nothing outside knows its layout.
+    def query_key_weights(self) -> tuple[torch.Tensor, ...]:
+        q, k, _ = self.qkv.weight.view(3, -1, self.qkv.in_features)
+        return (q, k)
+
+    def value_output_weights(self) -> tuple[torch.Tensor, ...]:
+        _, _, v = self.qkv.weight.view(3, -1, self.qkv.in_features)
+        return (v, self.proj.weight)
+
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, dim) -> q, k, v each (B, heads, T, head_dim), QK-norm applied."""
         b, t, _ = x.shape

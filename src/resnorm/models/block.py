@@ -3,104 +3,55 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
 
 from resnorm.models.attention import Attention
-from resnorm.models.norms import NORMS, build_norm
-from resnorm.models.registry import Registry
+from resnorm.models.config import BlockConfig
+from resnorm.models.feedforward import ACTIVATIONS, FeedForward
+from resnorm.models.norms import build_norm
 from resnorm.models.residual import RESIDUALS
 from resnorm.models.sublayer import SUBLAYERS
 
-ACTIVATIONS: Registry[type[nn.Module]] = Registry("model.activation")
-ACTIVATIONS.register("gelu")(nn.GELU)
-ACTIVATIONS.register("relu")(nn.ReLU)
-ACTIVATIONS.register("silu")(nn.SiLU)
-
-
-class FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int, activation: str = "gelu", dropout: float = 0.0):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = ACTIVATIONS.get(activation)()
-        self.drop1 = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop2 = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
-
-
-def check_block_options(
-    *,
-    dim: int,
-    depth: int,
-    heads: int,
-    ffn_mult: float,
-    residual: str,
-    norm_position: str,
-    norm: str,
-    norm_eps: float,
-    dropout: float,
-    activation: str,
-) -> None:
-    """Fail at construction, naming the option and what it allows."""
-    RESIDUALS.get(residual)
-    SUBLAYERS.get(norm_position)
-    NORMS.get(norm)
-    ACTIVATIONS.get(activation)
-    for name, value in (("model.dim", dim), ("model.depth", depth), ("model.heads", heads)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer")
-    if dim % heads:
-        raise ValueError(f"model.heads={heads} must divide model.dim={dim}")
-    if not ffn_mult > 0 or int(dim * ffn_mult) < 1:
-        raise ValueError(f"model.ffn_mult={ffn_mult!r} must be positive")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"model.dropout={dropout!r} must be in [0, 1)")
-    if not norm_eps > 0:
-        raise ValueError(f"model.norm_eps={norm_eps!r} must be positive")
-    if residual == "deepnorm" and norm_position != "post":
-        raise ValueError(
-            f"model.residual=deepnorm requires model.norm_position=post (got {norm_position!r}); "
-            "allowed: post"
-        )
+__all__ = ["ACTIVATIONS", "Block", "FeedForward"]
 
 
 class Block(nn.Module):
-    """timm-style block: the norm, residual mode and norm position are injected by name."""
+    """timm-style block: the norm, residual mode and norm position are injected by name.
 
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        ffn_mult: float = 4,
-        residual: str = "on",
-        norm_position: str = "pre",
-        norm: str = "layernorm",
-        norm_eps: float = 1e-5,
-        dropout: float = 0.0,
-        causal: bool = False,
-        activation: str = "gelu",
-        attn_scale: bool = True,
-        qk_norm: bool = False,
-        layerscale_init: float = 0.1,
-        depth: int = 1,
-    ) -> None:
+    ``Block(cfg)`` with a validated ``BlockConfig``; ``Block(dim, heads, **options)`` builds
+    one (with ``depth=1`` unless given). The block itself does not validate again.
+    """
+
+    def __init__(self, cfg: BlockConfig | int, heads: int | None = None, **options: Any) -> None:
         super().__init__()
-        check_block_options(
-            dim=dim, depth=depth, heads=heads, ffn_mult=ffn_mult, residual=residual,
-            norm_position=norm_position, norm=norm, norm_eps=norm_eps, dropout=dropout,
-            activation=activation,
-        )  # fmt: skip
-        make_norm = partial(build_norm, norm, dim, norm_eps)
-        make_skip = partial(RESIDUALS.get(residual), dim, depth, layerscale_init=layerscale_init)
-        position = SUBLAYERS.get(norm_position)
-        attn = Attention(dim, heads, dropout, causal, attn_scale, qk_norm, norm_eps)
-        ffn = FeedForward(dim, int(dim * ffn_mult), activation, dropout)
+        if not isinstance(cfg, BlockConfig):
+            cfg = BlockConfig(dim=cfg, heads=heads, **{"depth": 1, **options})
+        elif heads is not None or options:
+            raise TypeError("Block(cfg) takes a BlockConfig and no other options")
+        self.config = cfg
+        c = cfg
+        make_norm = partial(build_norm, c.norm, c.dim, c.norm_eps)
+        make_skip = partial(RESIDUALS.get(c.residual), c.dim, c.depth,
+                            layerscale_init=c.layerscale_init)  # fmt: skip
+        position = SUBLAYERS.get(c.norm_position)
+        # construction order fixes the RNG draws of the default inits: attn, ffn, then wrappers
+        attn = Attention(c.dim, c.heads, c.dropout, c.causal, c.attn_scale, c.qk_norm, c.norm_eps)
+        ffn = FeedForward(c.dim, int(c.dim * c.ffn_mult), c.activation, c.dropout)
         self.attn = position(attn, make_skip(), make_norm)
         self.ffn = position(ffn, make_skip(), make_norm)
+
+    @property
+    def attention(self) -> Attention:
+        """The attention module of the attention sublayer (probes hook it)."""
+        return self.attn.fn
+
+    def init_branches(self) -> None:
+        """Let the residual mode re-initialise each sublayer, attention first."""
+        self.attn.init_branch()
+        self.ffn.init_branch()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.ffn(self.attn(x))

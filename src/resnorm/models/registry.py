@@ -23,6 +23,10 @@ class Registry(Generic[T]):
 
         return add
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (e.g. a test's throwaway entry); KeyError if it is not registered."""
+        del self._items[name]
+
     def get(self, name: str) -> T:
         if name not in self._items:
             close = difflib.get_close_matches(str(name), self.names(), n=1, cutoff=0.6)

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from resnorm.report.sources import ReportError, classify
+from resnorm.errors import one_line_error
+from resnorm.report.sources.classify import ReportError, classify
 
 PROG = "resnorm report"
 
@@ -86,22 +87,23 @@ def run(args: argparse.Namespace) -> int:
     sources = [classify(s) for s in args.sources]
     targets = parse_targets(args.target)
     out: Path = args.out or Path("reports") / slug(args.title)
-    from resnorm.report import render_html, render_md
+    # lazy: pandas, numpy and matplotlib load here, so that `--help` and argument errors
+    # answer at once
     from resnorm.report.build import build, write_runs_csv
+    from resnorm.report.render import html, markdown
+    from resnorm.report.render.workspace import publish
 
     data = build(sources, out, args.title, targets)
     for s in data.skipped:
         print(f"{PROG}: warning: skipped {s}", file=sys.stderr)
     if args.wandb_workspace:
-        from resnorm.report.workspace import publish
-
         data.workspace = publish(data, sources, out, args.wandb_project)
     write_runs_csv(data.runs, out)
-    render_md.write(data, out)
-    html = render_html.write(data, out)
+    markdown.write(data, out)
+    index = html.write(data, out)
     verdicts = [f.verdict for f in data.findings]
     print(
-        f"{PROG}: wrote {html} ({len(data.runs)} runs, {len(data.figs)} figures, "
+        f"{PROG}: wrote {index} ({len(data.runs)} runs, {len(data.figs)} figures, "
         f"{len(verdicts)} findings: {verdicts.count('supported')} supported, "
         f"{verdicts.count('not supported')} not supported, "
         f"{verdicts.count('inconclusive')} inconclusive) in {time.perf_counter() - t0:.1f}s"
@@ -119,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("RESNORM_DEBUG"):
             raise
-        from resnorm.errors import one_line_error
-
         print(f"{PROG}: error: {type(exc).__name__}: {one_line_error(exc)}", file=sys.stderr)
         return 2
 

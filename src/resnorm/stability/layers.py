@@ -24,7 +24,7 @@ def find_blocks(model: nn.Module) -> list[Block]:
 
 def block_attention(block: Block) -> Attention:
     """The attention module inside a block's attention sublayer."""
-    return block.attn.fn
+    return block.attention
 
 
 def sublayer_params(block: Block) -> dict[str, list[nn.Parameter]]:

@@ -1,8 +1,9 @@
-"""Samplers and pruners by name, from the small dicts a preset writes.
+"""Samplers by name, from the small dict a preset writes.
 
-``sampler: {name: tpe, seed: 0, ...}`` and ``pruner: {name: median, n_warmup_steps: 20}``:
-every key other than ``name`` is passed to the Optuna class, so its documentation is the
-reference for the options. Unknown names fail with the allowed ones.
+``sampler: {name: tpe, seed: 0, ...}``: every key other than ``name`` is passed to the
+Optuna class, so its documentation is the reference for the options. Unknown names fail
+with the allowed ones. Pruners are built the same way, by the job that prunes
+(``resnorm.jobs.optuna_pruners``).
 """
 
 from __future__ import annotations
@@ -14,19 +15,10 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 
+from resnorm.jobs.optuna_pruners import split_name
 from resnorm.sweeps.optuna_space import grid_values
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2", "qmc")
-PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
-
-
-def split_name(spec: Mapping[str, Any] | str | None, default: str) -> tuple[str, dict[str, Any]]:
-    if spec is None:
-        return default, {}
-    if isinstance(spec, str):
-        return spec.lower(), {}
-    kwargs = {k: v for k, v in dict(spec).items() if k != "name"}
-    return str(spec.get("name", default)).lower(), kwargs
 
 
 def build_sampler(
@@ -49,22 +41,6 @@ def build_sampler(
     if name == "qmc":
         return optuna.samplers.QMCSampler(**kw)
     raise ValueError(f"hydra.sweeper.sampler.name={name!r}; allowed: {', '.join(SAMPLERS)}")
-
-
-def build_pruner(spec: Mapping[str, Any] | str | None) -> optuna.pruners.BasePruner:
-    """The pruner named by ``spec``; ``none`` never prunes (values are still reported)."""
-    name, kw = split_name(spec, "none")
-    if name == "median":
-        return optuna.pruners.MedianPruner(**kw)
-    if name == "percentile":
-        return optuna.pruners.PercentilePruner(**kw)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(**kw)
-    if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(**kw)
-    if name in ("none", "nop"):
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"hydra.sweeper.pruner.name={name!r}; allowed: {', '.join(PRUNERS)}")
 
 
 def grid_size(

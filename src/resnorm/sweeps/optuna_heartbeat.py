@@ -24,10 +24,6 @@ from optuna.trial import TrialState
 BEAT_ATTR = "resnorm:heartbeat"  # trial system attr (journal storages): time.time() of last beat
 
 
-def uses_optuna_heartbeat(storage: BaseStorage) -> bool:
-    return isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None
-
-
 def record_beat(storage: BaseStorage, trial_id: int) -> None:
     """One beat for one trial; a trial that another worker already failed is left alone."""
     try:

@@ -8,25 +8,22 @@
 
 Relative paths are made absolute before jobs see them (a job may run elsewhere). A password
 in the URL is refused: it would be copied into every job's config and summary. Use
-``PGPASSWORD`` or ``~/.pgpass`` instead.
+``PGPASSWORD`` or ``~/.pgpass`` instead. Opening a URL is shared with the jobs
+(``resnorm.jobs.optuna_storage``); creating the study is the sweeper's.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import time
-import warnings
 from pathlib import Path
-from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import BaseStorage
 
-JOURNAL = "journal://"
+from resnorm.jobs.optuna_storage import JOURNAL, journal_path, retry
+
 DEFAULT_DB = "optuna.db"
-SQLITE_TIMEOUT_S = 60  # concurrent writers wait for the file lock instead of failing
 
 
 def resolve_storage_url(url: str | None, sweep_dir: str | os.PathLike[str]) -> str:
@@ -45,71 +42,13 @@ def resolve_storage_url(url: str | None, sweep_dir: str | os.PathLike[str]) -> s
 
 
 def check_no_password(url: str) -> None:
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # lazy: ~0.2 s, only for database URLs
 
     if make_url(url).password:
         raise ValueError(
             "the Optuna storage URL holds a password, which would be written into every "
             "job's config; put it in PGPASSWORD or ~/.pgpass and drop it from the URL"
         )
-
-
-def journal_path(url: str) -> str | None:
-    """The log file of a ``journal://`` URL, or None for other storages."""
-    return url[len(JOURNAL) :] if url.startswith(JOURNAL) else None
-
-
-def open_storage(
-    url: str,
-    heartbeat_interval: int | None = None,
-    grace_period: int | None = None,
-) -> BaseStorage:
-    """Open ``url``; RDB storages get Optuna's heartbeat when ``heartbeat_interval`` is set
-    (journal storages have none in Optuna 5: see ``optuna_heartbeat``)."""
-    path = journal_path(url)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(path))
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        db = url.split(":///", 1)[-1]
-        if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
-    with warnings.catch_warnings():  # "heartbeat_interval is an experimental feature"
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return retry(
-            lambda: RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-            )
-        )
-
-
-def close_storage(storage: BaseStorage) -> None:
-    """Release database connections (a job opens its own storage and should not leak it)."""
-    if isinstance(storage, RDBStorage):
-        storage.remove_session()
-        storage.engine.dispose()
-
-
-def retry(make: Any, attempts: int = 5, wait_s: float = 0.5) -> Any:
-    """Call ``make()``, retrying a few times: workers starting together race to create the
-    same tables or study, and the loser sees a transient integrity or lock error."""
-    import sqlalchemy.exc
-
-    for i in range(attempts):
-        try:
-            return make()
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-            if i == attempts - 1:
-                raise
-            time.sleep(wait_s * (i + 1))
-    raise AssertionError("unreachable")
 
 
 def create_or_load_study(

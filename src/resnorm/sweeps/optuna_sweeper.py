@@ -34,7 +34,9 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from resnorm.sweeps.optuna_factories import build_pruner, build_sampler, grid_size
+from resnorm.jobs.optuna_pruners import build_pruner
+from resnorm.jobs.optuna_storage import open_storage
+from resnorm.sweeps.optuna_factories import build_sampler, grid_size
 from resnorm.sweeps.optuna_heartbeat import Heartbeat, fail_stale_trials
 from resnorm.sweeps.optuna_outcome import (
     mark_run_failed,
@@ -52,7 +54,6 @@ from resnorm.sweeps.optuna_space import (
 from resnorm.sweeps.optuna_storage import (
     create_or_load_study,
     dashboard_command,
-    open_storage,
     resolve_storage_url,
 )
 

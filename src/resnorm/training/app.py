@@ -12,6 +12,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from resnorm.errors import one_line_error
+from resnorm.jobs.index import write_index
+from resnorm.jobs.resume import previous_status, should_skip
 from resnorm.outputs import run_key
 from resnorm.paths import conf_dir
 
@@ -44,7 +46,6 @@ def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir
     try:
-        from resnorm.sweeps.resume import previous_status, should_skip
         from resnorm.training.validate import check_config
 
         check_config(cfg)  # fail fast, before Lightning is even imported
@@ -56,7 +57,7 @@ def main(cfg: DictConfig) -> float | None:
         cap_threads(cfg, hc)
         from resnorm.training.run import run_job
 
-        summary = run_job(cfg, run_dir)
+        summary = run_job(cfg, run_dir, checked=True)  # check_config ran above
         print(f"resnorm: {headline(summary)}")
         m = summary["metrics"]
         return m.get("test/acc", m.get("test/bpc"))
@@ -68,8 +69,6 @@ def main(cfg: DictConfig) -> float | None:
         return None
     finally:
         if hc.mode == RunMode.MULTIRUN:
-            from resnorm.sweeps.index import write_index
-
             write_index(hc.sweep.dir)
 
 

@@ -1,7 +1,8 @@
-"""From the Hydra config to objects: the data module and the task model."""
+"""From the Hydra config to objects: the block config, the data module and the task model."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.utils import instantiate
@@ -9,45 +10,54 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from resnorm.data.spec import TaskSpec
-from resnorm.models import Classifier, LanguageModel, PatchEmbed2d, TimePatchEmbed, TokenEmbed
-from resnorm.models.block import check_block_options
+from resnorm.models import (
+    BlockConfig,
+    Classifier,
+    LanguageModel,
+    PatchEmbed2d,
+    TimePatchEmbed,
+    TokenEmbed,
+    profile_init,
+    wants_profile,
+)
 
-ENCODER_KEYS = (
-    "dim", "depth", "heads", "ffn_mult", "residual", "norm_position", "norm", "norm_eps",
-    "dropout", "activation", "attn_scale", "qk_norm", "layerscale_init",
-)  # fmt: skip
 EMBEDS = {"image": PatchEmbed2d, "spectrogram": TimePatchEmbed, "tokens": TokenEmbed}
 
 
-def encoder_kwargs(model_cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
-    kw = {k: model_cfg[k] for k in ENCODER_KEYS if k in model_cfg}
-    # YAML and Hydra read a bare on/off as a boolean.
-    if isinstance(kw.get("residual"), bool):
-        kw["residual"] = "on" if kw["residual"] else "off"
-    return kw
+def block_config(model_cfg: DictConfig | Mapping[str, Any]) -> BlockConfig:
+    """The block options of the ``model`` config, validated (ValueError names a bad one).
 
-
-def check_model_config(model_cfg: DictConfig) -> None:
-    """Validate the model options before any data is loaded or any training starts."""
-    kw = encoder_kwargs(model_cfg)
-    check_block_options(
-        **{k: kw[k] for k in ("dim", "depth", "heads", "ffn_mult", "residual", "norm_position",
-                              "norm", "norm_eps", "dropout", "activation")}
-    )  # fmt: skip
+    The other keys of ``model`` (``variant``, ``compile``) belong to the harness.
+    """
+    return BlockConfig.from_options(model_cfg)
 
 
 def build_datamodule(cfg: DictConfig) -> Any:
     return instantiate(cfg.task.datamodule, seed=cfg.seed, _convert_="all")
 
 
-def build_model(model_cfg: DictConfig, spec: TaskSpec) -> nn.Module:
-    kw = encoder_kwargs(model_cfg)
+def build_model(model_cfg: DictConfig | BlockConfig, spec: TaskSpec) -> nn.Module:
+    block = model_cfg if isinstance(model_cfg, BlockConfig) else block_config(model_cfg)
     if spec.kind == "lm":
-        return LanguageModel(spec.vocab_size, spec.seq_len, **kw)
+        return LanguageModel(spec.vocab_size, spec.seq_len, config=block)
     if spec.embed not in EMBEDS:
         raise ValueError(f"task embed {spec.embed!r} is unknown; allowed: {', '.join(EMBEDS)}")
-    embed = EMBEDS[spec.embed](dim=kw["dim"], **spec.embed_args)
-    return Classifier(embed, spec.num_classes, pool=spec.pool, **kw)
+    embed = EMBEDS[spec.embed](dim=block.dim, **spec.embed_args)
+    return Classifier(embed, spec.num_classes, pool=spec.pool, config=block)
+
+
+def data_dependent_init(model: nn.Module, dm: Any) -> bool:
+    """Initialise the modules that ask for data (Admin's ω) on the first training batch.
+
+    The batch is the one training starts from: a pure function of the seed, drawn by a
+    fresh loader that consumes nothing of the global RNG. A model that asks for nothing
+    draws no batch, so its numbers cannot depend on this step. Says whether it ran.
+    """
+    if not wants_profile(model):
+        return False
+    inputs = next(iter(dm.train_dataloader()))[0]
+    device = next(model.parameters()).device
+    return profile_init(model, inputs.to(device))
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:

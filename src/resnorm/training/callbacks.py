@@ -45,7 +45,7 @@ def extra_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """Callbacks that only some runs need, e.g. Optuna pruning inside a trial."""
     callbacks: list[pl.Callback] = []
     if OmegaConf.select(cfg, "optuna.trial") is not None:
-        from resnorm.sweeps.optuna_pruning import OptunaPruningCallback
+        from resnorm.jobs.optuna_pruning import OptunaPruningCallback  # lazy: loads optuna
 
         callbacks.append(OptunaPruningCallback.from_config(cfg))
     return callbacks

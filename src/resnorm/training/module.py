@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pytorch_lightning as pl
 import torch
@@ -14,7 +14,26 @@ from resnorm.training.metrics import MONITOR, ClassificationMetrics, LanguageMod
 from resnorm.training.optim import build_optimizer
 
 
+@runtime_checkable
+class GradNormSource(Protocol):
+    """A LightningModule that hands over the global gradient norm it takes before clipping.
+
+    Clipping computes that norm anyway, so a watcher (the stability monitor) reads it
+    instead of taking a second one: it calls ``request_grad_norm()`` once before the fit;
+    from then on, after the module's ``on_before_optimizer_step``, ``last_grad_norm`` is
+    that step's norm as a device tensor (None when no parameter had a gradient). A module
+    without these methods is still monitored: the watcher then takes the norm itself.
+    """
+
+    def request_grad_norm(self) -> None: ...
+
+    @property
+    def last_grad_norm(self) -> torch.Tensor | None: ...
+
+
 class TaskModule(pl.LightningModule):
+    """The LightningModule of every task; a ``GradNormSource``."""
+
     def __init__(
         self,
         model: nn.Module,
@@ -36,11 +55,18 @@ class TaskModule(pl.LightningModule):
         self.best_val: dict[str, float] = {}
         self.last_val: dict[str, float] = {}
         self.test_results: dict[str, float] = {}
-        # Global gradient norm before clipping of the last optimizer step, a device tensor.
-        # Computed once here (clipping needs it anyway) for whoever watches it: the
-        # stability monitor sets ``track_grad_norm`` so it is also computed without clipping.
-        self.grad_norm: torch.Tensor | None = None
-        self.track_grad_norm = False
+        self._grad_norm: torch.Tensor | None = None  # see GradNormSource
+        self._grad_norm_requested = False
+
+    # ---- GradNormSource ----------------------------------------------------------------
+    def request_grad_norm(self) -> None:
+        """Take the norm on every step, also when there is no clipping to take it."""
+        self._grad_norm_requested = True
+
+    @property
+    def last_grad_norm(self) -> torch.Tensor | None:
+        """Global gradient norm before clipping of the last optimizer step (device tensor)."""
+        return self._grad_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -96,10 +122,10 @@ class TaskModule(pl.LightningModule):
         # monitor) run this hook first, so they see the norm before clipping.
         params = self.model.parameters()
         if self.grad_clip:
-            self.grad_norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip, foreach=True)
-        elif self.track_grad_norm:
+            self._grad_norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip, foreach=True)
+        elif self._grad_norm_requested:
             grads = [p.grad for p in params if p.grad is not None]
-            self.grad_norm = torch.nn.utils.get_total_norm(grads, foreach=True) if grads else None
+            self._grad_norm = torch.nn.utils.get_total_norm(grads, foreach=True) if grads else None
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt, sched = build_optimizer(self.model, total_steps=self.total_steps, **self.optim_cfg)

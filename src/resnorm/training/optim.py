@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -72,3 +73,12 @@ def build_optimizer(
         opt, lambda s: lr_factor(s, warmup_steps, total_steps, schedule, min_lr_ratio)
     )
     return opt, sched
+
+
+# The ``optim.*`` config keys a job hands to ``build_optimizer``: its keyword options, read
+# from its signature so the two cannot drift (``total_steps`` comes from the trainer).
+OPTIM_KEYS = tuple(
+    name
+    for name, p in inspect.signature(build_optimizer).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name != "total_steps"
+)

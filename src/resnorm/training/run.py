@@ -10,6 +10,7 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +23,23 @@ from resnorm.data.loaders import TensorLoader
 from resnorm.outputs import SUMMARY, SUMMARY_SCHEMA, run_key, write_json_atomic
 from resnorm.stability import params_finite
 from resnorm.training.builders import (
+    block_config,
     build_datamodule,
     build_model,
-    encoder_kwargs,
+    data_dependent_init,
     flat_config,
 )
 from resnorm.training.callbacks import StepTimer, extra_callbacks
 from resnorm.training.csv_log import merge_after_resume, stash_for_resume
 from resnorm.training.loggers import build_loggers, finish_wandb
 from resnorm.training.module import TaskModule
+from resnorm.training.optim import OPTIM_KEYS
 from resnorm.training.provenance import device_name, versions
 from resnorm.training.stability_callback import build_stability_callback
 from resnorm.training.validate import check_config
+from resnorm.variants import variant_overrides
 
 log = logging.getLogger("resnorm")
-
-OPTIM_KEYS = (
-    "lr",
-    "weight_decay",
-    "betas",
-    "eps",
-    "warmup_steps",
-    "schedule",
-    "min_lr_ratio",
-    "fused",
-)
 
 
 def quiet_lightning() -> None:
@@ -61,13 +54,14 @@ def quiet_lightning() -> None:
 
 
 def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
-    model = encoder_kwargs(cfg.model)
+    model = asdict(block_config(cfg.model))
     return {
         "schema": SUMMARY_SCHEMA,
         "run_key": run_key(container),
         "status": "running",
         "task": cfg.task.name,
         "variant": cfg.model.variant,
+        "variant_overrides": variant_overrides(container["model"], cfg.model.variant),
         **{k: model[k] for k in ("residual", "norm_position", "norm", "depth", "dim", "heads")},
         "seed": cfg.seed,
         "lr": cfg.optim.lr,
@@ -79,6 +73,7 @@ def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
         "params": None,
         "versions": versions(),
         "device": device_name(cfg.trainer.accelerator),
+        "model": model,  # every BlockConfig field: the key list readers derive theirs from
         "config": container,
     }
 
@@ -109,6 +104,7 @@ def _train(cfg: DictConfig, run_dir: str, summary: dict[str, Any]) -> None:
     dm = build_datamodule(cfg)
     dm.setup("fit")
     model = build_model(cfg.model, dm.spec)
+    data_dependent_init(model, dm)  # Admin's profiling pass; no batch drawn for other variants
     summary["params"] = sum(p.numel() for p in model.parameters())
     summary["chance"] = dm.spec.chance
     if cfg.model.get("compile"):
@@ -155,13 +151,18 @@ def _train(cfg: DictConfig, run_dir: str, summary: dict[str, Any]) -> None:
     }
 
 
-def run_job(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def run_job(
+    cfg: DictConfig, run_dir: str | os.PathLike[str], *, checked: bool = False
+) -> dict[str, Any]:
     """Train and evaluate one configuration in ``run_dir``; return its summary."""
     t0 = time.perf_counter()
     run_dir = str(run_dir)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     container = OmegaConf.to_container(cfg, resolve=True)
-    check_config(cfg)  # before anything is written or trained
+    # `resnorm train` checks in app.py, before Lightning is imported, and says so with
+    # checked=True; any other caller gets the check here, before anything is written.
+    if not checked:
+        check_config(cfg)
     summary = base_summary(cfg, container)
     summary_path = Path(run_dir) / SUMMARY
     _record(summary, summary_path)

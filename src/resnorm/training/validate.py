@@ -5,13 +5,13 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from resnorm.stability.options import check_stability_options
-from resnorm.training.builders import check_model_config
+from resnorm.training.builders import block_config
 from resnorm.training.optim import check_optim_options
 
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ValueError naming the first bad option and what it allows."""
-    check_model_config(cfg.model)
+    block_config(cfg.model)  # BlockConfig validates itself when built
     o = cfg.optim
     check_optim_options(o.lr, o.warmup_steps, o.schedule, o.weight_decay)
     steps = cfg.trainer.max_steps

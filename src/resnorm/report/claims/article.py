@@ -1,0 +1,188 @@
+"""Claims (i)-(m): the seed article's own statements and formulas. One function each."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from resnorm.report.analysis.stats import Estimate, pair
+from resnorm.report.claims.needs import MIN_SEEDS
+from resnorm.report.claims.rules import (
+    INCONCLUSIVE,
+    INIT_KEYS,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Context,
+    Finding,
+    combine,
+    compare,
+    describe,
+    directional,
+    equivalence,
+    fill,
+)
+
+ARTICLE = "seed article, §3.3"
+GRAD_MIN_DEPTH = 4
+
+
+def _init_arm(ctx: Context, arch: str, min_depth: int = 1) -> pd.DataFrame:
+    """One run per (depth, dim, seed): init-time quantities do not depend on lr or budget."""
+    g = ctx.arm(arch)
+    return g[g["depth"] >= min_depth].drop_duplicates(list(INIT_KEYS))
+
+
+def claim_i(ctx: Context) -> Finding:
+    f = Finding(
+        "i",
+        "Residual connections add parameters",
+        ARTICLE,
+        ctx.task,
+        "params(pre_ln) − params(no_residual): the same model with the identity skip path "
+        "on vs off, paired by depth, dim and seed. Supported iff the 95% CI is above 0.",
+        unit="Δ parameters",
+    )
+    est, seeds = compare(
+        _init_arm(ctx, "pre_ln"), _init_arm(ctx, "no_residual"), "params", INIT_KEYS
+    )
+    f.details = [
+        describe("params with − without residual", est, seeds),
+        "an identity residual x + F(x) has no weights; only rezero / layerscale add "
+        "their scalar / vector gains",
+    ]
+    return fill(f, est, directional(est, seeds), ctx, "i")
+
+
+def _expected_norm_params(position: str, depth: float, dim: float) -> float:
+    """2·dim per LayerNorm; two sublayers per block; pre/sandwich add one final norm."""
+    per_block = {"pre": 2, "post": 2, "sandwich": 4}.get(position)
+    if per_block is None:
+        return math.nan
+    final = 1 if position in ("pre", "sandwich") else 0
+    return 2 * dim * (per_block * depth + final)
+
+
+def claim_j(ctx: Context) -> Finding:
+    f = Finding(
+        "j",
+        "LayerNorm adds parameters: 2·dim (γ and β) per norm",
+        ARTICLE,
+        ctx.task,
+        "params(normed) − params(no_norm) for pre_ln (2·depth + 1 norms) and post_ln "
+        "(2·depth norms), paired by depth, dim and seed, against 2·dim·(number of norms). "
+        "Supported iff every pair matches exactly (effect = mean observed − expected).",
+        unit="parameters (observed − expected)",
+    )
+    ref = _init_arm(ctx, "no_norm")
+    frames = []
+    for arch, position in (("pre_ln", "pre"), ("post_ln", "post")):
+        p = pair(_init_arm(ctx, arch), ref, list(INIT_KEYS), "params")
+        p["expected"] = [
+            _expected_norm_params(position, d, m) for d, m in zip(p["depth"], p["dim"], strict=True)
+        ]
+        p["arch"] = arch
+        frames.append(p)
+    pairs = pd.concat(frames, ignore_index=True)
+    gap = (pairs["diff"] - pairs["expected"]).to_numpy(dtype=float)
+    seeds = int(pairs["seed"].nunique()) if len(pairs) else 0
+    exact = bool(len(gap)) and bool(np.all(gap == 0))
+    est = Estimate(
+        float(gap.mean()) if len(gap) else math.nan,
+        float(gap.min()) if len(gap) else None,
+        float(gap.max()) if len(gap) else None,
+        len(gap),
+        paired=True,
+    )
+    for arch in ("pre_ln", "post_ln"):
+        sub = pairs[pairs["arch"] == arch]
+        if len(sub):
+            seen = sorted({int(x) for x in sub["diff"]})
+            want = sorted({int(x) for x in sub["expected"] if np.isfinite(x)})
+            f.details.append(
+                f"{arch} − no_norm: observed {seen}, expected {want} ({len(sub)} pairs)"
+            )
+    f.details.append("CI column: min and max of observed − expected over pairs (exact check)")
+    verdict = INCONCLUSIVE if seeds < MIN_SEEDS else SUPPORTED if exact else NOT_SUPPORTED
+    return fill(f, est, verdict, ctx, "j")
+
+
+def claim_k(ctx: Context) -> Finding:
+    f = Finding(
+        "k",
+        "Residual connections and LayerNorm each prevent vanishing / exploding gradients",
+        ARTICLE,
+        ctx.task,
+        "Spread of the per-block gradient norm at init = ln(max/min) over layers (0 = "
+        f"flat), depth ≥ {GRAD_MIN_DEPTH}. Supported iff spread(plain) − spread(no_norm: "
+        "residual only) > 0 and spread(plain) − spread(no_residual: norm only) > 0 (95% "
+        "CIs, paired by depth and seed).",
+        unit="Δ ln(max/min) grad norm",
+    )
+    plain = _init_arm(ctx, "plain", GRAD_MIN_DEPTH)
+    res, s1 = compare(
+        plain, _init_arm(ctx, "no_norm", GRAD_MIN_DEPTH), "init_grad_spread", INIT_KEYS
+    )
+    norm, s2 = compare(
+        plain, _init_arm(ctx, "no_residual", GRAD_MIN_DEPTH), "init_grad_spread", INIT_KEYS
+    )
+    both, s3 = compare(
+        plain, _init_arm(ctx, "pre_ln", GRAD_MIN_DEPTH), "init_grad_spread", INIT_KEYS
+    )
+    f.details = [
+        describe("plain − no_norm (residual alone)", res, s1),
+        describe("plain − no_residual (norm alone)", norm, s2),
+        describe("plain − pre_ln (both)", both, s3),
+    ]
+    verdict = combine([directional(res, s1), directional(norm, s2)])
+    effect = res if math.isfinite(res.mean) else norm
+    return fill(f, effect, verdict, ctx, "k")
+
+
+def claim_l(ctx: Context) -> Finding:
+    f = Finding(
+        "l",
+        "The article's LayerNorm y/√(σ²+ε) (no mean subtraction) works like LayerNorm",
+        "seed article, §3.2",
+        ctx.task,
+        f"Equivalence: score(uncentered_ln) − score(bert) (both Post-LN, ε = 1e-12), "
+        f"paired by setting and seed. Supported iff the whole 95% CI lies within "
+        f"±{ctx.margin:g} {ctx.metric}.",
+        unit=ctx.delta,
+    )
+    un, bert = ctx.arm("uncentered_ln"), ctx.arm("bert")
+    est, seeds = compare(un, bert, "value")
+    f.details = [
+        describe("uncentered_ln − bert", est, seeds),
+        f"margin ±{ctx.margin:g}; divergence rate uncentered_ln "
+        f"{un['diverged'].mean() if len(un) else math.nan:.2f}, bert "
+        f"{bert['diverged'].mean() if len(bert) else math.nan:.2f}",
+    ]
+    return fill(f, est, equivalence(est, seeds, ctx.margin), ctx, "l")
+
+
+def claim_m(ctx: Context) -> Finding:
+    f = Finding(
+        "m",
+        "The article's attention softmax(QKᵀ)V (no 1/√d_k) works like scaled attention",
+        "seed article, §4.1",
+        ctx.task,
+        f"Equivalence: score(unscaled_attn) − score(pre_ln), paired by setting and seed; "
+        f"supported iff the 95% CI lies within ±{ctx.margin:g} {ctx.metric}. Also "
+        f"reported: mean attention entropy and max attention logit at init and at the "
+        f"end (fixed probe batch).",
+        unit=ctx.delta,
+    )
+    un, ref = ctx.arm("unscaled_attn"), ctx.arm("pre_ln")
+    est, seeds = compare(un, ref, "value")
+    f.details = [describe("score unscaled − scaled", est, seeds)]
+    for col, name in (
+        ("init_attn_entropy", "attention entropy at init (nats)"),
+        ("init_attn_max_logit", "max attention logit at init"),
+        ("final_attn_entropy", "attention entropy at the end (nats)"),
+        ("final_attn_max_logit", "max attention logit at the end"),
+    ):
+        d, s = compare(un, ref, col)
+        f.details.append(describe(f"{name}, unscaled − scaled", d, s))
+    return fill(f, est, equivalence(est, seeds, ctx.margin), ctx, "m")

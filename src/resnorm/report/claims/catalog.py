@@ -1,0 +1,49 @@
+"""Every claim, in report order, judged on every task of a report."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from resnorm.report.analysis.probes import add_probe_columns
+from resnorm.report.claims.article import claim_i, claim_j, claim_k, claim_l, claim_m
+from resnorm.report.claims.literature_alternatives import claim_d, claim_e, claim_g, claim_h
+from resnorm.report.claims.literature_stability import claim_a, claim_b, claim_c, claim_f
+from resnorm.report.claims.rules import ClaimFn, Context, Finding
+from resnorm.report.sources.rows import OBJECT_COLUMNS, usable
+
+# (a)-(h): what the literature says residuals and norms do; (i)-(m): the seed article.
+CLAIMS: list[ClaimFn] = [
+    claim_a,
+    claim_b,
+    claim_c,
+    claim_d,
+    claim_e,
+    claim_f,
+    claim_g,
+    claim_h,
+    claim_i,
+    claim_j,
+    claim_k,
+    claim_l,
+    claim_m,
+]
+
+
+def contexts(df: pd.DataFrame) -> list[Context]:
+    """One Context per task present in the runs (usable or not)."""
+    ok = add_probe_columns(usable(df))
+    # narrow frames: every claim filters and merges many times, and pandas copies all columns
+    ok = ok[
+        [c for c in ok.columns if c not in OBJECT_COLUMNS and not c.startswith(("m_", "stab_"))]
+    ]
+    lean = df[["task", "arch", "depth", "lr", "warmup_steps", "seed", "status", "usable"]]
+    out = []
+    for task in sorted(df["task"].dropna().unique()):
+        out.append(Context(task, ok[ok["task"] == task], lean[lean["task"] == task]))
+    return out
+
+
+def all_findings(df: pd.DataFrame) -> list[Finding]:
+    """Every claim on every task of the report, in claim order."""
+    ctxs = contexts(df)
+    return [fn(ctx) for fn in CLAIMS for ctx in ctxs]

@@ -1,0 +1,75 @@
+"""Which runs each finding needs: the single list behind conf/case/*.yaml, the
+``study=findings`` preset, and the report's "missing" lines.
+
+A cell is a variant (a conf/variant name, which its case file selects) at a depth, learning
+rate and warmup; every cell is run for seeds 0,1,2 on each embedded task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEEP, SHALLOW = 8, 2
+BASE_LR, BASE_WARMUP = 1e-3, 50
+LR_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+SEEDS = (0, 1, 2)
+MIN_SEEDS = 3  # fewer seeds than this never support or refute a finding
+TASKS = ("image_digits", "nlp_charlm", "speech_synth", "nlp_listops")
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    arch: str
+    depth: int = DEEP
+    lr: float = BASE_LR
+    warmup: int = BASE_WARMUP
+
+    @property
+    def case(self) -> str:
+        """Name of the conf/case file that runs this cell."""
+        name = self.arch
+        if self.depth != DEEP:
+            name += f"_d{self.depth}"
+        if self.lr != BASE_LR:
+            name += "_lr" + f"{self.lr:.0e}".replace("e-0", "e-").replace("e+0", "e")
+        if self.warmup != BASE_WARMUP:
+            name += f"_w{self.warmup}"
+        return name
+
+    def label(self) -> str:
+        return f"{self.arch} depth={self.depth} lr={self.lr:g} warmup={self.warmup}"
+
+
+def _lr_grid(*archs: str) -> tuple[Cell, ...]:
+    return tuple(Cell(a, lr=lr) for a in archs for lr in LR_GRID)
+
+
+NEEDS: dict[str, tuple[Cell, ...]] = {
+    "a": (Cell("post_ln"), Cell("pre_ln")),
+    "b": (Cell("post_ln"), Cell("post_ln", warmup=0), Cell("pre_ln"), Cell("pre_ln", warmup=0)),
+    "c": (
+        Cell("pre_ln"),
+        Cell("no_residual"),
+        Cell("pre_ln", depth=SHALLOW),
+        Cell("no_residual", depth=SHALLOW),
+    ),
+    "d": (Cell("rezero"), Cell("pre_ln"), Cell("no_norm")),
+    "e": (Cell("deepnorm"), Cell("post_ln")),
+    "f": _lr_grid("pre_ln", "post_ln", "no_norm"),
+    "g": (Cell("dyt_pre"), Cell("pre_ln")),
+    "h": (Cell("rmsnorm_pre"), Cell("pre_ln")),
+    "i": (Cell("pre_ln"), Cell("no_residual")),
+    "j": (Cell("pre_ln"), Cell("post_ln"), Cell("no_norm")),
+    "k": (Cell("plain"), Cell("no_norm"), Cell("no_residual"), Cell("pre_ln")),
+    "l": (Cell("uncentered_ln"), Cell("bert")),
+    "m": (Cell("unscaled_attn"), Cell("pre_ln")),
+}
+
+
+def all_cells() -> list[Cell]:
+    """Every cell some finding needs, once, in a stable order."""
+    return sorted({c for cells in NEEDS.values() for c in cells})
+
+
+def cases() -> dict[str, Cell]:
+    return {c.case: c for c in all_cells()}

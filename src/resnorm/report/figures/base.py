@@ -1,0 +1,94 @@
+"""What every figure shares: matplotlib's Agg backend through ``Figure`` objects (no
+pyplot global state), one style, panel grids, a shared legend, and saving each figure as
+PNG (embedded in index.html) and SVG (next to it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+matplotlib.rcParams.update(
+    {
+        "svg.fonttype": "none",
+        "font.size": 9,
+        "axes.titlesize": 10,
+        "figure.dpi": 100,
+        "savefig.dpi": 100,
+    }
+)
+
+
+@dataclass
+class Fig:
+    name: str  # file stem in the report folder
+    section: str  # which report section shows it
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+def save(fig: Figure, out: Path, name: str, section: str, title: str, caption: str) -> Fig:
+    png, svg = out / f"{name}.png", out / f"{name}.svg"
+    fig.savefig(png)
+    if fig.get_layout_engine() is not None:
+        fig.set_layout_engine("none")  # keep the positions the first draw computed
+    fig.savefig(svg)
+    return Fig(name, section, title, caption, png, svg)
+
+
+def colors(archs: Iterable[str]) -> dict[str, tuple]:
+    """A stable colour per variant across every figure of a report."""
+    names = sorted(set(archs))
+    tab20 = matplotlib.colormaps["tab20"]
+    # the 10 strong tab20 colours first, then their light partners: neighbours stay distinct
+    order = [tab20(2 * k) for k in range(10)] + [tab20(2 * k + 1) for k in range(10)]
+    return {a: order[i % 20] for i, a in enumerate(names)}
+
+
+def grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.2)) -> tuple[Figure, list]:
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    width, height = size[0] * ncols, size[1] * nrows
+    fig = Figure(figsize=(width, height))
+    # Fixed margins in inches: a constrained layout would cost a third of the drawing time.
+    gap = 0.9 / (size[1] - 0.9)  # room for a title, tick labels and an x label between rows
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.55 / height,
+                        top=1 - 0.35 / height, wspace=0.3, hspace=gap)  # fmt: skip
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def shared_legend(fig: Figure, axes: list) -> None:
+    """One legend under all panels (not on top of any data), with room made for it."""
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if not seen:
+        return
+    ncols = min(6, len(seen))
+    rows = math.ceil(len(seen) / ncols)
+    width, height = fig.get_size_inches()
+    extra = 0.22 * rows + 0.1
+    fig.set_size_inches(width, height + extra)
+    params = fig.subplotpars
+    scale = height / (height + extra)
+    fig.subplots_adjust(bottom=(params.bottom * height + extra) / (height + extra),
+                        top=1 - (1 - params.top) * scale)  # fmt: skip
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncols=ncols, fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))  # fmt: skip
+
+
+def metric_label(metric: str) -> str:
+    return "test bits per char (lower is better)" if metric.endswith("bpc") else "test accuracy"

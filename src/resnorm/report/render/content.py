@@ -1,0 +1,171 @@
+"""What the report says, as plain strings and tables, shared by the HTML and Markdown
+renderers so that both always state the same numbers."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pandas as pd
+
+from resnorm.report.analysis import lr_sensitivity
+from resnorm.report.analysis.stats import LEVEL, N_RESAMPLES
+from resnorm.report.analysis.table import TARGET_FRACTION, group_keys
+from resnorm.report.build import ReportData
+from resnorm.report.claims.needs import MIN_SEEDS
+from resnorm.report.claims.rules import MARGINS
+from resnorm.report.sources.rows import USABLE
+
+Table = tuple[list[str], list[list[str]]]
+SECTION_TITLES = {
+    "depth": "Headline metric vs depth",
+    "stability": "Stability heatmaps",
+    "gradients": "Per-layer gradient norm at initialisation",
+    "rank": "Rank collapse",
+    "curves": "Training curves",
+    "lr": "LR sensitivity",
+}
+
+
+def fmt(value: object, digits: int = 4) -> str:
+    """Numbers for tables: NaN as '–', integers without decimals."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def ci_text(mean: float, low: float | None, high: float | None) -> str:
+    if pd.isna(mean):
+        return "–"
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return f"{fmt(mean)} (no CI)"
+    return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
+
+
+def status_line(data: ReportData) -> str:
+    counts = Counter(data.runs["status"])
+    parts = [f"{n} {s}" for s, n in sorted(counts.items())]
+    used = int(data.runs["usable"].sum())
+    return (
+        f"{len(data.runs)} runs ({', '.join(parts)}); {used} aggregated "
+        f"(statuses {', '.join(USABLE)})."
+    )
+
+
+def summary_table(data: ReportData) -> Table:
+    t = data.table
+    if t.empty:
+        return [], []
+    keys = group_keys(data.runs)
+    head = [{"arch": "variant"}.get(k, k) for k in keys] + [
+        "metric",
+        f"mean [{LEVEL:.0%} CI]",
+        "n runs",
+        "seeds",
+        "divergence rate",
+        "loss spikes / run",
+        "steps to target",
+        "reached",
+        "not aggregated",
+    ]
+    rows = []
+    for r in t.itertuples():
+        rows.append(
+            [fmt(getattr(r, k)) for k in keys]
+            + [
+                r.metric,
+                ci_text(r.mean, r.ci_low, r.ci_high),
+                str(r.n),
+                str(r.seeds),
+                fmt(r.divergence_rate, 2),
+                fmt(r.spikes_mean, 2),
+                fmt(r.steps_to_target),
+                r.reached,
+                str(r.not_aggregated),
+            ]
+        )
+    return head, rows
+
+
+def targets_line(data: ReportData) -> str:
+    if not data.targets:
+        return ""
+    parts = [f"{t}: {v:.4g}" for t, v in sorted(data.targets.items())]
+    return (
+        f"Steps to target: first validation step at which the run reaches the task's target "
+        f"({'; '.join(parts)}) — by default {TARGET_FRACTION:.0%} of the way from chance to "
+        f"the best cell's mean (override with --target TASK=VALUE); the median over runs "
+        f"that reached it."
+    )
+
+
+def findings_table(data: ReportData) -> Table:
+    head = ["claim", "task", "verdict", "effect [95% CI]", "unit", "n", "source"]
+    rows = [
+        [f"({f.id}) {f.claim}", f.task, f.verdict, f.effect_text(), f.unit, str(f.n), f.source]
+        for f in data.findings
+    ]
+    return head, rows
+
+
+def lr_table(data: ReportData) -> Table:
+    t = data.lr_table
+    if t.empty:
+        return [], []
+    head = ["task", "variant", "depth", "LR sensitivity [95% CI]", "seeds", "LR grid"]
+    rows = [
+        [r.task, r.arch, fmt(r.depth), ci_text(r.mean, r.ci_low, r.ci_high), str(r.seeds), r.lrs]
+        for r in t.itertuples()
+    ]
+    return head, rows
+
+
+def not_aggregated(data: ReportData) -> Table:
+    bad = data.runs[~data.runs["usable"]]
+    head = ["run", "status", "task", "variant", "depth", "seed", "error"]
+    rows = [
+        [
+            str(r.run_dir),
+            r.status,
+            str(r.task),
+            str(r.arch),
+            fmt(r.depth),
+            fmt(r.seed),
+            str(r.error or "")[:160],
+        ]
+        for r in bad.itertuples()
+    ]
+    return head, rows
+
+
+def methods() -> list[str]:
+    margins = ", ".join(f"{m} ±{v:g}" for m, v in MARGINS.items())
+    return [
+        f"Aggregation: a cell's runs are its seeds. Only runs with status {' or '.join(USABLE)} "
+        "are aggregated; running, failed and pruned runs are listed, never averaged. A "
+        "diverged run whose parameters became non-finite has no test metric and counts at "
+        "chance level (accuracy = majority/uniform chance, bpc = log2 of the vocabulary).",
+        f"Confidence intervals: {LEVEL:.0%} percentile bootstrap of the mean, {N_RESAMPLES} "
+        "resamples, fixed RNG seed (numpy). One value: no CI is shown and nothing is concluded. "
+        "With 3 seeds a percentile bootstrap is narrow (it cannot reach beyond the observed "
+        "values): read it as a description of the seeds, not as a population guarantee.",
+        "Paired comparisons: two variants are compared on runs that share task, depth, width, "
+        "lr, warmup, step budget and seed; the bootstrap resamples the per-pair differences. "
+        "Quantities measured at initialisation pair on depth, width and seed only. Without "
+        "shared seeds the groups are resampled independently (marked 'unpaired').",
+        f"Verdicts: inconclusive when a compared group has fewer than {MIN_SEEDS} seeds or runs "
+        "are missing (the missing configurations are named); a directional claim is supported "
+        "when the CI excludes 0 in the claimed direction, otherwise not supported; an "
+        "equivalence claim is supported when the whole CI lies within the margin "
+        f"({margins}), otherwise not supported. Multi-part claims need every part.",
+        lr_sensitivity.DEFINITION,
+        "Divergence: non-finite loss or gradient, or smoothed loss above a multiple of the "
+        "initial loss (thresholds in each run's stability.json). Loss spike: a step whose loss "
+        "exceeds a multiple of the running median of the previous losses.",
+    ]

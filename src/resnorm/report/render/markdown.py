@@ -1,0 +1,94 @@
+"""report.md: the same report as index.html, for diffs, PRs and terminals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from resnorm.report.analysis import lr_sensitivity
+from resnorm.report.build import ReportData
+from resnorm.report.render import content
+
+REPORT_MD = "report.md"
+
+
+def md_table(table: content.Table) -> list[str]:
+    head, rows = table
+    if not head:
+        return ["_No data._", ""]
+
+    def cell(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    out = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+def figures(data: ReportData, section: str) -> list[str]:
+    out = []
+    for f in data.figs:
+        if f.section == section:
+            out += [
+                f"**{f.title}.** {f.caption}",
+                "",
+                f"![{f.title}]({f.png.name}) ([SVG]({f.svg.name}))",
+                "",
+            ]
+    return out
+
+
+def render(data: ReportData) -> str:
+    lines = [
+        f"# {data.title}",
+        "",
+        f"Generated {data.generated} from: " + ", ".join(f"`{s}`" for s in data.sources) + ".",
+        "",
+        content.status_line(data) + " One row per run: [runs.csv](runs.csv).",
+        "",
+    ]
+    if data.skipped:
+        lines += ["**Skipped (unreadable) summaries:**", ""]
+        lines += [f"- `{s}`" for s in data.skipped] + [""]
+    if data.notes:
+        lines += [f"- {n}" for n in data.notes] + [""]
+    if data.workspace:
+        lines += [f"W&B workspace spec: {data.workspace}", ""]
+    lines += ["## Summary", "", "Per task × variant × depth: headline test metric over seeds.", ""]
+    lines += md_table(content.summary_table(data))
+    if t := content.targets_line(data):
+        lines += [t, ""]
+    lines += ["## Findings", ""] + md_table(content.findings_table(data))
+    for f in data.findings:
+        lines += [
+            f"### ({f.id}) {f.claim} — {f.task}: **{f.verdict}**",
+            "",
+            f"- Source: {f.source}",
+            f"- Test: {f.test}",
+            f"- Effect: {f.effect_text()} {f.unit} (n = {f.n})",
+        ]
+        lines += [f"  - {d}" for d in f.details]
+        if f.missing:
+            lines += ["- Missing: " + "; ".join(f.missing)]
+        lines += [f"- Needs: {f.needs}", ""]
+    for section, title in content.SECTION_TITLES.items():
+        figs = figures(data, section)
+        if section == "lr":
+            lines += [f"## {title}", "", lr_sensitivity.DEFINITION, ""]
+            lines += md_table(content.lr_table(data)) + figs
+        elif figs:
+            lines += [f"## {title}", ""] + figs
+    for sec in data.optuna:
+        lines += [f"## Optuna study `{sec.study}`", ""] + [f"- {x}" for x in sec.lines] + [""]
+        for f in sec.figs:
+            lines += [f"**{f.title}.** {f.caption}", "", f"![{f.title}]({f.png.name})", ""]
+    head, rows = content.not_aggregated(data)
+    if rows:
+        lines += ["## Runs not aggregated", ""] + md_table((head, rows))
+    lines += ["## Methods", ""] + [f"- {m}" for m in content.methods()] + [""]
+    return "\n".join(lines)
+
+
+def write(data: ReportData, out: Path) -> Path:
+    path = out / REPORT_MD
+    path.write_text(render(data), encoding="utf-8")
+    return path

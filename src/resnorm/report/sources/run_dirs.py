@@ -1,0 +1,100 @@
+"""Run and sweep directories as a report source: every summary.json below them, with the
+run's stability.json and CSV metrics log."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from resnorm.outputs import METRICS_CSV, STABILITY, SUMMARY, read_summary
+from resnorm.report.sources.classify import ReportError
+from resnorm.report.sources.rows import Loaded, dedupe, frame, summary_row
+
+
+def read_stability(path: Path) -> dict[str, Any]:
+    """init / final probes and spike steps from stability.json ({} when absent or unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    spikes = (data.get("loss_spikes") or {}).get("steps") or []
+    return {
+        "init_probe": data.get("init"),
+        "final_probe": data.get("final"),
+        "spike_steps": [int(x) for x in spikes],
+    }
+
+
+def read_curves(path: Path, val_metric: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(step, train/loss) and (step, val metric) from the Lightning CSV log, if present."""
+    want = {"step", "train/loss", val_metric}
+    try:
+        df = pd.read_csv(path, usecols=lambda c: c in want)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None, None
+    out = []
+    for col in ("train/loss", val_metric):
+        if col not in df or "step" not in df:
+            out.append(None)
+            continue
+        c = df[["step", col]]
+        c = c[np.isfinite(c[col].astype(float))]  # a diverged run logs inf / nan
+        c = c.drop_duplicates("step", keep="last").sort_values("step")  # a resumed run repeats
+        out.append(c.reset_index(drop=True) if len(c) else None)
+    return out[0], out[1]
+
+
+def enrich(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Add stability.json and CSV parts of a run directory to its summary row."""
+    stab = read_stability(run_dir / STABILITY)
+    row.update({k: stab.get(k) for k in ("init_probe", "final_probe", "spike_steps")})
+    init = row["init_probe"] or {}
+    if isinstance(init.get("loss"), int | float):
+        row["init_loss"] = float(init["loss"])  # eval-mode loss on the fixed probe batch
+    if math.isnan(row["spike_count"]) and stab.get("spike_steps") is not None:
+        row["spike_count"] = float(len(stab["spike_steps"]))
+    val_metric = "val/bpc" if row["kind"] == "lm" else "val/acc"
+    row["curve"], row["val_curve"] = read_curves(run_dir / METRICS_CSV, val_metric)
+    return row
+
+
+def find_summaries(root: Path) -> list[Path]:
+    if (root / SUMMARY).is_file():
+        return [root / SUMMARY]
+    return sorted(p for p in root.rglob(SUMMARY) if ".hydra" not in p.parts)
+
+
+def load_dirs(dirs: list[str]) -> Loaded:
+    """Every run below the given directories; corrupt summaries are skipped and named."""
+    rows, skipped = [], []
+    seen_paths: set[Path] = set()
+    for d in dirs:
+        found = find_summaries(Path(d))
+        if not found:
+            raise ReportError(f"no runs found in {d} (no {SUMMARY} in it or below it)")
+        for path in found:
+            real = path.resolve()
+            if real in seen_paths:
+                continue
+            seen_paths.add(real)
+            try:
+                s = read_summary(path.parent)
+            except ValueError as exc:
+                if "newer than this resnorm" in str(exc):
+                    raise ReportError(str(exc)) from exc
+                skipped.append(f"{path}: not valid JSON ({str(exc).splitlines()[0]})")
+                continue
+            except OSError as exc:
+                skipped.append(f"{path}: unreadable ({exc.strerror or exc})")
+                continue
+            if not isinstance(s, dict) or "status" not in s:
+                skipped.append(f"{path}: not a resnorm summary (no 'status')")
+                continue
+            rows.append(enrich(summary_row(s, str(path.parent), "dir"), path.parent))
+    runs, notes = dedupe(frame(rows))
+    return Loaded(runs, skipped, notes)
