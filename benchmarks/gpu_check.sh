@@ -6,6 +6,9 @@
 #      and torch.compile (skip the compiled row with COMPILE=0)
 #   4. the harness vs a plain loop on the GPU (image_digits, 300 steps x 3 rounds)
 #   5. a trainer=gpu run, then the quick study on the GPU (skip with QUICK_STUDY=0)
+#   6. packed training (skip with PACK=0): per-model step time at k = 1..16 members, and
+#      runs/hour of the full findings study (300 runs) packed by PACK_SIZE against a
+#      4-run unpacked sample of the same study
 # Usage: benchmarks/gpu_check.sh [OUT_DIR]      (needs resnorm importable and a CUDA device)
 set -euo pipefail
 out=${1:-gpu_check_out}
@@ -24,5 +27,19 @@ run() { echo "\$ resnorm $*"; $py -m resnorm.cli "$@"; }
     start=$(date +%s)
     run train -m study=quick trainer=gpu hydra.sweep.dir="$out/quick_gpu"
     echo "quick study on GPU: $(( $(date +%s) - start )) s"
+  fi
+  if [ "${PACK:-1}" = 1 ]; then
+    run bench pack --device cuda --steps 300 --rounds 2 trainer=gpu
+    k=${PACK_SIZE:-64}
+    rate() {  # label, overrides...: runs per hour of one multirun into $out/<label>
+      local label=$1; shift
+      local t0; t0=$(date +%s%N)
+      run train -m study=findings trainer=gpu hydra.sweep.dir="$out/$label" "$@" > "$out/$label.log" 2>&1
+      local n; n=$(find "$out/$label" -name summary.json -not -path '*/.packs/*' | wc -l)
+      $py -c "print(f'$label: {$n} runs in {($(date +%s%N) - $t0) / 1e9:.1f} s, ' \
+                 f'{$n * 3600e9 / ($(date +%s%N) - $t0):.0f} runs/hour')"
+    }
+    rate unpacked_sample pack=1 task=image_digits +case=pre_ln,post_ln seed=0,1
+    rate packed_findings pack="$k"
   fi
 } 2>&1 | tee "$out/gpu_check.log"

@@ -35,7 +35,8 @@ def admin_reference(enc: Encoder, x: torch.Tensor) -> tuple[list[float], list[fl
 
 
 def omegas_of(enc: Encoder) -> list[torch.Tensor]:
-    return [sub.skip.omega.detach() for b in enc.blocks for sub in (b.attn, b.ffn)]
+    """Each sublayer's ω, (dim,): member 0 of a model of one member."""
+    return [sub.skip.omega.detach()[0] for b in enc.blocks for sub in (b.attn, b.ffn)]
 
 
 def test_admin_profiling_follows_the_output_variance_accumulation():
@@ -111,7 +112,7 @@ def test_peri_ln_matches_its_formula_and_differs_from_sandwich_by_the_embedding_
     peri = Encoder(DIM, DEPTH, HEADS, norm_position="peri").eval()
     with torch.no_grad():  # non-trivial norm gains so that each norm is visible
         for p in peri.parameters():
-            if p.ndim == 1:
+            if p.ndim == 2:  # (members, n): biases, gains and shifts
                 p.normal_()
     x = torch.randn(B, T, DIM) * 3 + 1
     h = peri.embed_norm(x)

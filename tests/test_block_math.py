@@ -16,19 +16,20 @@ DIM, HEADS, T, B = 32, 4, 7, 3
 def copy_into_torch_layer(block: Block, layer: nn.TransformerEncoderLayer) -> None:
     attn, ffn = block.attn.fn, block.ffn.fn
     with torch.no_grad():
-        layer.self_attn.in_proj_weight.copy_(attn.qkv.weight)
-        layer.self_attn.in_proj_bias.copy_(attn.qkv.bias)
-        layer.self_attn.out_proj.weight.copy_(attn.proj.weight)
-        layer.self_attn.out_proj.bias.copy_(attn.proj.bias)
-        layer.linear1.weight.copy_(ffn.fc1.weight)
-        layer.linear1.bias.copy_(ffn.fc1.bias)
-        layer.linear2.weight.copy_(ffn.fc2.weight)
-        layer.linear2.bias.copy_(ffn.fc2.bias)
+        # our parameters carry a leading member dimension: member 0 is the model
+        layer.self_attn.in_proj_weight.copy_(attn.qkv.weight[0])
+        layer.self_attn.in_proj_bias.copy_(attn.qkv.bias[0])
+        layer.self_attn.out_proj.weight.copy_(attn.proj.weight[0])
+        layer.self_attn.out_proj.bias.copy_(attn.proj.bias[0])
+        layer.linear1.weight.copy_(ffn.fc1.weight[0])
+        layer.linear1.bias.copy_(ffn.fc1.bias[0])
+        layer.linear2.weight.copy_(ffn.fc2.weight[0])
+        layer.linear2.bias.copy_(ffn.fc2.bias[0])
         for ours, theirs in ((block.attn.norm, layer.norm1), (block.ffn.norm, layer.norm2)):
             ours.weight.normal_()
             ours.bias.normal_()
-            theirs.weight.copy_(ours.weight)
-            theirs.bias.copy_(ours.bias)
+            theirs.weight.copy_(ours.weight[0])
+            theirs.bias.copy_(ours.bias[0])
 
 
 @pytest.mark.parametrize("position", ["post", "pre"])
@@ -130,8 +131,8 @@ def test_every_variant_matches_its_formula(position, residual, norm):
         with torch.no_grad():
             for p in sub.skip.parameters():  # make rezero / layerscale / admin non-trivial
                 p.normal_()
-            for m in sub.modules():
-                if m is not sub.fn and hasattr(m, "weight") and m.weight.ndim == 1:
+            for m in sub.modules():  # the norms' gains, (members, dim)
+                if m is not sub.fn and hasattr(m, "weight") and m.weight.ndim == 2:
                     m.weight.normal_()
     x = torch.randn(B, T, DIM)
     h = x
@@ -235,11 +236,11 @@ def test_deepnorm_init_draws_in_the_fixed_order():
     beta = (8 * depth) ** -0.25
     with torch.no_grad():
         for block in ref.blocks:
-            attn, ffn = block.attn.fn, block.ffn.fn
-            q, k, v = attn.qkv.weight.view(3, DIM, DIM)
+            attn, ffn = block.attn.fn, block.ffn.fn  # member 0's (out, in) weights
+            q, k, v = attn.qkv.weight[0].view(3, DIM, DIM)
             nn.init.xavier_normal_(q)
             nn.init.xavier_normal_(k)
-            for w in (v, attn.proj.weight, ffn.fc1.weight, ffn.fc2.weight):
+            for w in (v, attn.proj.weight[0], ffn.fc1.weight[0], ffn.fc2.weight[0]):
                 nn.init.xavier_normal_(w, gain=beta)
     ours, theirs = enc.state_dict(), ref.state_dict()
     assert list(ours) == list(theirs)

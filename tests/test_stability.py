@@ -146,15 +146,26 @@ def test_module_reports_the_norm_before_clipping(digits, compose_cfg, clip):
     spec = DigitsDataModule().spec
     torch.manual_seed(0)
     model = build_model(compose_cfg().model, spec)
-    module = TaskModule(model, spec, {"lr": 1e-3, "weight_decay": 0.0}, 10, grad_clip=clip)
+    module = TaskModule(model, spec, [{"lr": 1e-3, "weight_decay": 0.0}], 10, [clip])
     module.request_grad_norm()  # as the stability callback does
-    module.loss(module(digits[0]), digits[1]).backward()
+    module.loss(module(digits[0].unsqueeze(0))[0], digits[1]).backward()  # a pack of one
     grads = [p.grad.clone() for p in model.parameters()]
     direct = torch.sqrt(sum(g.double().square().sum() for g in grads))
     module.on_before_optimizer_step(None)
-    assert module.last_grad_norm.item() == pytest.approx(direct.item(), rel=1e-5)
+    assert module.last_grad_norms[0].item() == pytest.approx(direct.item(), rel=1e-5)
     after = global_grad_norm(module).item()
     assert after == pytest.approx(clip if clip else direct.item(), rel=1e-4)
+
+
+class Solo(nn.Module):
+    """A members=1 model fed plain (B, ...) batches, as any other network would be."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.net = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.unsqueeze(0))[0]
 
 
 class PlainModule(pl.LightningModule):
@@ -186,13 +197,19 @@ def test_callback_monitors_any_lightning_module(digits, compose_cfg, kind):
     torch.manual_seed(0)
     model = build_model(compose_cfg("model.depth=2").model, spec)
     module = (
-        TaskModule(model, spec, {"lr": 1e-3, "weight_decay": 0.0}, 4)
+        TaskModule(model, spec, [{"lr": 1e-3, "weight_decay": 0.0}], 4, [None])
         if kind == "task_module"
-        else PlainModule(model)
+        else PlainModule(Solo(model))
     )
     assert isinstance(module, GradNormSource) == (kind == "task_module")
     cb = StabilityCallback(probe_every=2, probe_batch_size=16)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*digits), batch_size=32)
+    # a TaskModule trains a pack: its batches carry a member dimension (of one here)
+    packed = kind == "task_module"
+    collate = lambda b: tuple(torch.stack(t).unsqueeze(0) if packed else torch.stack(t)  # noqa: E731
+                              for t in zip(*b, strict=True))  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(*digits), batch_size=32, collate_fn=collate
+    )
     trainer = pl.Trainer(
         accelerator="cpu", max_steps=4, logger=False, callbacks=[cb], enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
@@ -202,7 +219,7 @@ def test_callback_monitors_any_lightning_module(digits, compose_cfg, kind):
     last = global_grad_norm(model).item()
     assert cb.monitor.grad.count == 4 and cb.monitor.grad.last == pytest.approx(last, rel=1e-6)
     if kind == "task_module":  # computed by the module although it does not clip
-        assert module.last_grad_norm.item() == cb.monitor.grad.last
+        assert module.last_grad_norms[0].item() == cb.monitor.grad.last
     st = cb.summary()
     assert not st["diverged"] and st["probe_count"] == 2
     assert st["grad_norm_last"] == cb.monitor.grad.last
@@ -430,23 +447,24 @@ def test_per_step_checks_do_not_sync_the_gpu(digits, compose_cfg):
 
     cfg = compose_cfg("trainer=gpu", "stability.probes=false")
     spec = DigitsDataModule().spec
-    module = TaskModule(build_model(cfg.model, spec), spec, {"lr": 1e-3, "weight_decay": 0.0}, 10)
+    optim = [{"lr": 1e-3, "weight_decay": 0.0}]
+    module = TaskModule(build_model(cfg.model, spec), spec, optim, 10, [None])
     module = module.cuda()
     trainer = pl.Trainer(accelerator="gpu", devices=1, max_steps=100, logger=False)
     cb = build_stability_callback(cfg)
     cb.on_fit_start(trainer, module)
     assert cb.check_every == 16
-    x, y = (t.cuda() for t in digits)
-    loss = module.training_step((x, y), 0)
-    loss.backward()
+    x, y = (t.cuda().unsqueeze(0) for t in digits)  # a pack of one
+    out = module.training_step((x, y), 0)
+    out["loss"].backward()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")  # any device->host sync now raises
     try:
         cb.on_before_optimizer_step(trainer, module, None)
         module.on_before_optimizer_step(None)  # the norm the monitor reads, as in a fit
-        cb.on_train_batch_end(trainer, module, {"loss": loss}, (x, y), 0)
+        cb.on_train_batch_end(trainer, module, out, (x, y), 0)
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert len(cb.monitor.pending) == 1
-    cb._check(trainer, module)  # the batched check: one transfer, judged on the host
+    cb._check(trainer, module, None)  # the batched check: one transfer, judged on the host
     assert cb.summary()["grad_norm_max"] > 0 and not cb.diverged

@@ -15,7 +15,7 @@ commands:
   train [-m] [overrides...]   train one config, or a multirun sweep with -m (Hydra syntax)
                               e.g. resnorm train task=image_digits variant=post_ln model.depth=8
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
-  bench {block,harness,mfu,sweep,precision,wait_policy,optimizer}
+  bench {block,harness,mfu,sweep,precision,wait_policy,optimizer,pack}
                               performance benchmarks (ratios measured side by side)
 
 Run `resnorm train --help` for Hydra's help (config groups and their options).

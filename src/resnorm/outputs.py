@@ -23,7 +23,7 @@ FINISHED = ("completed", "diverged", "pruned")
 # Config paths that change how a run is executed or recorded, not what it computes.
 # (Probes are proven not to change training: tests/test_stability.py.)
 RUN_ONLY_KEYS = (
-    "logger", "paths", "hydra", "hparams_search", "study", "optuna",
+    "logger", "paths", "hydra", "hparams_search", "study", "optuna", "pack", "pack_manifest",
     "trainer.num_threads", "trainer.log_every", "trainer.ckpt_every", "trainer.resume",
     "stability.probes", "stability.probe_every", "stability.probe_batch_size",
 )  # fmt: skip

@@ -21,6 +21,9 @@ from resnorm.sweeps.optuna_settings import OptunaSweepSettings
 
 @dataclass
 class ResnormOptunaSweeperConf(OptunaSweepSettings):
+    # Trials trained together as one pack (resnorm.sweeps.pack_sweep); null: the top-level
+    # `pack` of the config (1 by default), as in any other multirun.
+    pack: Any = None
     _target_: str = (
         "hydra_plugins.resnorm_optuna_sweeper.resnorm_optuna_sweeper.ResnormOptunaSweeper"
     )
@@ -35,6 +38,7 @@ class ResnormOptunaSweeper(Sweeper):
     def __init__(self, **options: Any) -> None:
         plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
                  for k, v in options.items()}  # fmt: skip
+        self.pack = plain.pop("pack", None)
         self.settings = OptunaSweepSettings(**plain)
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
@@ -53,4 +57,13 @@ class ResnormOptunaSweeper(Sweeper):
 
         assert self.config is not None and self.launcher is not None
         launch = lambda batch, idx: self.launcher.launch(batch, initial_job_idx=idx)  # noqa: E731
-        OptunaSweep(self.settings, self.config, launch).run(arguments)
+        pack = self.pack if self.pack is not None else OmegaConf.select(self.config, "pack")
+        packer = None
+        if pack not in (None, 1):
+            from resnorm.jobs.packing import check_pack_size  # lazy: only packed sweeps
+            from resnorm.sweeps.pack_sweep import Packer
+
+            check_pack_size(pack)
+            assert self.hydra_context is not None
+            packer = Packer(self.config, self.hydra_context, self.launcher, size=pack)
+        OptunaSweep(self.settings, self.config, launch, packer).run(arguments)

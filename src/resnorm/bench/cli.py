@@ -16,12 +16,14 @@ def machine(device: str) -> str:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="resnorm bench", description=__doc__)
-    benches = ["block", "harness", "mfu", "sweep", "precision", "wait_policy", "optimizer"]
+    benches = [
+        "block", "harness", "mfu", "sweep", "precision", "wait_policy", "optimizer", "pack",
+    ]  # fmt: skip
     p.add_argument("which", choices=benches)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default=None, help="fp32 | bf16 (block, mfu)")
-    p.add_argument("--steps", type=int, default=300, help="harness: training steps per run")
-    p.add_argument("--rounds", type=int, default=3, help="harness: interleaved rounds")
+    p.add_argument("--steps", type=int, default=300, help="harness, pack: steps per run")
+    p.add_argument("--rounds", type=int, default=3, help="harness, pack: interleaved rounds")
     p.add_argument("--compile", action="store_true", help="mfu: also time torch.compile")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for harness and sweep")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after the options
@@ -45,6 +47,10 @@ def main(argv: list[str]) -> int:
         from resnorm.bench import mfu_run
 
         rows = mfu_run.run(a.device, dtype, compile_=a.compile)
+    elif a.which == "pack":
+        from resnorm.bench import pack
+
+        rows = pack.run(a.device, a.steps, a.rounds, a.overrides)
     elif a.which == "optimizer":
         from resnorm.bench import optimizer
 

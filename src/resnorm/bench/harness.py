@@ -47,7 +47,7 @@ def plain_loop(cfg: DictConfig, device: torch.device) -> float:
             if step == SKIP:
                 sync(device)
                 t0 = time.perf_counter()
-            logits = model(x)
+            logits = model(x.unsqueeze(0))[0]  # a pack of one, as the harness trains it
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
             loss.backward()
             if cfg.optim.grad_clip:

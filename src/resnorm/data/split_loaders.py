@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from resnorm.data.loaders import TensorLoader
+from resnorm.data.packed_loader import PackedLoader
+
+
+def packed_train_loader(datamodule: Any, seeds: Sequence[int]) -> PackedLoader:
+    """The training loader of a pack: member i's batches are the ones
+    ``datamodule.train_dataloader()`` gives a run with ``seed=seeds[i]``.
+
+    Every data module builds its training loader, shuffling and augmentation included,
+    from ``self.seed`` when asked, so each member's loader is built with the seed set to
+    the member's (and set back after): one definition of a run's data order, solo or packed.
+    """
+    saved, loaders = datamodule.seed, []
+    try:
+        for seed in seeds:
+            datamodule.seed = seed
+            loaders.append(datamodule.train_dataloader())
+    finally:
+        datamodule.seed = saved
+    return PackedLoader(loaders)
 
 
 class SplitLoaders:
@@ -22,6 +44,9 @@ class SplitLoaders:
             *self.splits["train"], batch_size=self.batch_size, shuffle=True, seed=self.seed,
             drop_last=True,
         )  # fmt: skip
+
+    def train_dataloader_packed(self, seeds: Sequence[int]) -> PackedLoader:
+        return packed_train_loader(self, seeds)
 
     def val_dataloader(self) -> TensorLoader:
         return TensorLoader(*self.splits["val"], batch_size=self.eval_batch_size)

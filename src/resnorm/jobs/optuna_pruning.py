@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import UpdateFinishedTrialError
 
+from resnorm.jobs.member_metrics import member_key
 from resnorm.jobs.optuna_pruners import build_pruner
 from resnorm.jobs.optuna_storage import close_storage, open_storage
 
@@ -88,7 +89,8 @@ class OptunaPruningCallback(pl.Callback):
 
     def _report(self, trainer: pl.Trainer) -> bool:
         """Report this validation's metric; True when the trial should stop."""
-        value = trainer.callback_metrics.get(self.metric)
+        # a single run is member 0 of a pack of one (resnorm.jobs.member_metrics)
+        value = trainer.callback_metrics.get(member_key(0, self.metric))
         if value is None:
             if self._active:
                 log.warning("optuna pruning: metric %r was not logged; not reporting", self.metric)

@@ -9,6 +9,8 @@ from resnorm.models.config import BlockConfig
 from resnorm.models.embeddings import PatchEmbed2d, TimePatchEmbed, TokenEmbed
 from resnorm.models.encoder import Encoder
 from resnorm.models.feedforward import ACTIVATIONS, FeedForward
+from resnorm.models.layers import Embedding, Linear, PatchProjection
+from resnorm.models.members import member_view, members_of, share_member_grads, stack_members
 from resnorm.models.norms import NORMS, build_norm
 from resnorm.models.profile import ProfiledInit, profile_init, wants_profile
 from resnorm.models.residual import RESIDUALS, Residual
@@ -21,11 +23,14 @@ __all__ = [
     "Block",
     "BlockConfig",
     "Classifier",
+    "Embedding",
     "Encoder",
     "FeedForward",
     "LanguageModel",
+    "Linear",
     "NORMS",
     "PatchEmbed2d",
+    "PatchProjection",
     "ProfiledInit",
     "RESIDUALS",
     "Residual",
@@ -34,6 +39,10 @@ __all__ = [
     "TimePatchEmbed",
     "TokenEmbed",
     "build_norm",
+    "member_view",
+    "members_of",
     "profile_init",
+    "share_member_grads",
+    "stack_members",
     "wants_profile",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from resnorm.models.layers import Linear
 from resnorm.models.registry import Registry
 
 ACTIVATIONS: Registry[type[nn.Module]] = Registry("model.activation")
@@ -14,19 +15,22 @@ ACTIVATIONS.register("silu")(nn.SiLU)
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int, activation: str = "gelu", dropout: float = 0.0):
+    """Linear, activation, Linear; x is (members, ..., dim) (any (..., dim) for one member)."""
+
+    def __init__(self, dim: int, hidden: int, activation: str = "gelu", dropout: float = 0.0,
+                 members: int = 1) -> None:  # fmt: skip
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = Linear(dim, hidden, members=members)
         self.act = ACTIVATIONS.get(activation)()
         self.drop1 = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = Linear(hidden, dim, members=members)
         self.drop2 = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
-    # What an initialisation hook (a residual mode's ``init_branch``) may re-initialise:
-    # an FFN has no query/key; both of its weights carry values to the output.
+    # What an initialisation hook (a residual mode's ``init_branch``) may re-initialise, as
+    # (members, out, in): an FFN has no query/key; both of its weights carry values to the output.
     def query_key_weights(self) -> tuple[torch.Tensor, ...]:
         return ()
 

@@ -62,16 +62,17 @@ def forward_probe(model: nn.Module, inputs: Any) -> dict[str, Any]:
         k: [] for k in ("token_cosine", "residual_rms", "attn_entropy", "attn_max_logit", "input")
     }
 
+    # A task model's blocks see (1, B, T, dim): its member dimension of one joins the batch.
     def on_block_input(_: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         if not stats["input"]:
-            stats["input"].append(token_cosine_similarity(args[0]))
+            stats["input"].append(token_cosine_similarity(args[0].flatten(0, -3)))
 
     def on_block_output(_: nn.Module, __: Any, out: torch.Tensor) -> None:
-        stats["token_cosine"].append(token_cosine_similarity(out))
+        stats["token_cosine"].append(token_cosine_similarity(out.flatten(0, -3)))
         stats["residual_rms"].append(residual_rms(out))
 
     def on_attention_input(attn: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        a = attention_stats(attn.attention_logits(args[0]))
+        a = attention_stats(attn.attention_logits(args[0]).flatten(0, -4))
         stats["attn_entropy"].append(a["entropy"])
         stats["attn_max_logit"].append(a["max_logit"])
 

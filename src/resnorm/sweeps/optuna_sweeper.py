@@ -11,7 +11,8 @@ Each worker (one ``resnorm train -m hparams_search=...`` process) repeats:
    with ``user_attrs["surplus"]``;
 4. launch them through Hydra's launcher, each in ``<sweep dir>/trial_<number>`` with
    ``+optuna.*`` overrides so the job can report to the trial and be pruned, beating
-   for them meanwhile;
+   for them meanwhile; with ``pack=k``, ``n_jobs`` x k trials are asked and trained as
+   packs of up to k compatible trials (``resnorm.sweeps.pack_sweep``), unpruned;
 5. read each job's summary.json and tell the trial its state and values
    (``resnorm.sweeps.optuna_outcome``).
 
@@ -56,6 +57,7 @@ from resnorm.sweeps.optuna_storage import (
     dashboard_command,
     resolve_storage_url,
 )
+from resnorm.sweeps.pack_sweep import Packer
 
 log = logging.getLogger("resnorm")
 
@@ -87,10 +89,18 @@ def tell(
 
 
 class OptunaSweep:
-    """One worker of a study. ``launch(batch, initial_job_idx)`` is Hydra's launcher."""
+    """One worker of a study. ``launch(batch, initial_job_idx)`` is Hydra's launcher; a
+    ``packer`` launches the trials of a batch as packs instead."""
 
-    def __init__(self, settings: OptunaSweepSettings, config: DictConfig, launch: Launch) -> None:
-        self.s, self.config, self.launch = settings, config, launch
+    def __init__(
+        self,
+        settings: OptunaSweepSettings,
+        config: DictConfig,
+        launch: Launch,
+        packer: Packer | None = None,
+    ) -> None:
+        self.s, self.config, self.launch, self.packer = settings, config, launch, packer
+        self.per_batch = settings.n_jobs * (packer.size if packer and packer.size else 1)
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         self.objectives = parse_objectives(settings.objectives)
         self.names = [o.metric for o in self.objectives]
@@ -148,7 +158,7 @@ class OptunaSweep:
             with warnings.catch_warnings():  # we beat ourselves: ask/tell is meant here
                 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
                 batch = [
-                    study.ask(self.space.distributions) for _ in range(min(self.s.n_jobs, todo))
+                    study.ask(self.space.distributions) for _ in range(min(self.per_batch, todo))
                 ]
             batch = [t for t in batch if not self.is_surplus(study, t)]
             if batch:
@@ -214,7 +224,8 @@ class OptunaSweep:
                 t.set_user_attr("run_dir", str(self.sweep_dir / trial_subdir(t.number)))
             batch = [self.job_overrides(t) for t in trials]
             with Heartbeat(self.storage, ids, self.s.heartbeat_interval):
-                returns = self.launch(batch, self.job_idx)
+                run = self.packer.run if self.packer else self.launch
+                returns = run(batch, self.job_idx)
             self.job_idx += len(batch)
             for trial, ret in zip(trials, returns, strict=True):
                 self.tell(study, trial, ret)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnorm.errors import one_line_error
 from resnorm.jobs.index import write_index
+from resnorm.jobs.packing import done_before, read_manifest
 from resnorm.jobs.resume import previous_status, should_skip
 from resnorm.outputs import run_key
 from resnorm.paths import conf_dir
@@ -41,9 +43,88 @@ def cap_threads(cfg: DictConfig, hc: Any) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_jobs))
 
 
+def headline_metric(summary: dict[str, Any]) -> float | None:
+    m = summary["metrics"]
+    return m.get("test/acc", m.get("test/bpc"))
+
+
+def failed(run_dir: str, exc: BaseException) -> None:
+    if os.environ.get("RESNORM_DEBUG"):
+        raise exc
+    FAILURES.append(f"{run_dir}: {one_line_error(exc)}")
+    print(f"resnorm: error: {one_line_error(exc)} [{run_dir}]", file=sys.stderr)
+
+
+def skipped(config: dict[str, Any], run_dir: str) -> bool:
+    """True (and said so) when ``run_dir`` already holds this run's answer."""
+    status = done_before(config, run_dir)
+    if status:
+        print(f"resnorm: skipped ({status} before) [{run_dir}]")
+    return status is not None
+
+
+def write_hydra_files(member: dict[str, Any]) -> None:
+    """A member's ``.hydra/`` files, as its job alone writes them (read by people and tools
+    that expect a Hydra job directory)."""
+    hydra_dir = Path(member["run_dir"]) / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in member["hydra_files"].items():
+        (hydra_dir / name).write_text(text)
+
+
+def run_packed(cfg: DictConfig, hc: Any) -> list[float | None]:
+    """Train the members of ``cfg.pack_manifest`` (written by the pack sweeper) as one pack;
+    each member is checked, skipped and reported on its own, as if it were its own job."""
+    try:
+        manifest = read_manifest(cfg.pack_manifest)
+    except ValueError as exc:
+        failed(hc.runtime.output_dir, exc)
+        return []
+    try:
+        return train_members(cfg, hc, manifest)
+    finally:
+        write_index(manifest["sweep_dir"])
+
+
+def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[float | None]:
+    from resnorm.training.validate import check_config  # lazy: imports torch
+
+    cfgs, run_dirs = [], []
+    for member in manifest["members"]:
+        run_dir = member["run_dir"]
+        try:
+            write_hydra_files(member)
+            if skipped(member["config"], run_dir):
+                continue
+            member_cfg = OmegaConf.create(member["config"])
+            OmegaConf.set_struct(member_cfg, True)  # as Hydra hands a job its config
+            check_config(member_cfg)
+        except Exception as exc:
+            failed(run_dir, exc)
+            continue
+        cfgs.append(member_cfg)
+        run_dirs.append(run_dir)
+    if not cfgs:
+        return []
+    cap_threads(cfg, hc)
+    from resnorm.training.run import run_pack  # lazy: imports Lightning
+
+    try:
+        summaries = run_pack(cfgs, run_dirs, checked=True, pack_id=manifest["pack_id"])
+    except Exception as exc:
+        for run_dir in run_dirs:
+            failed(run_dir, exc)
+        return []
+    for summary in summaries:
+        print(f"resnorm: {headline(summary)}")
+    return [headline_metric(s) for s in summaries]
+
+
 @hydra.main(config_path=conf_dir(), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float | list[float | None] | None:
     hc = HydraConfig.get()
+    if cfg.get("pack_manifest"):
+        return run_packed(cfg, hc)
     run_dir = hc.runtime.output_dir
     try:
         from resnorm.training.validate import check_config

@@ -60,7 +60,7 @@ def init_wandb(cfg: DictConfig, run_dir: str, flat: dict[str, Any], tags: list[s
     kw = {
         "project": cfg.logger.project, "entity": cfg.logger.entity, "group": cfg.logger.group,
         "job_type": cfg.task.name, "tags": tags, "name": os.path.basename(run_dir),
-        "dir": run_dir, "config": flat, "reinit": "finish_previous",
+        "dir": run_dir, "config": flat, "reinit": "create_new",
     }  # fmt: skip
     if wandb_mode(cfg.logger.mode) == "online":
         settings = wandb.Settings(init_timeout=float(cfg.logger.init_timeout))
@@ -73,17 +73,21 @@ def init_wandb(cfg: DictConfig, run_dir: str, flat: dict[str, Any], tags: list[s
                 f"Sync later: wandb sync {run_dir}/wandb/offline-run-*",
                 file=sys.stderr,
             )
-            if wandb.run is not None:
-                wandb.finish(exit_code=1, quiet=True)
+            run = wandb.run
+            if run is not None:
+                run.finish(exit_code=1, quiet=True)
     return wandb.init(mode="offline", **kw)
 
 
-def finish_wandb(status: str) -> None:
-    """Close this job's W&B run so the next multirun job gets a run of its own."""
+def finish_wandb(loggers: list[Logger], status: str) -> None:
+    """Close the W&B run among a run's loggers, recording its status; a pack's members
+    each have their own run, open side by side (``reinit="create_new"``)."""
     if "wandb" not in sys.modules:
         return
-    import wandb
+    from pytorch_lightning.loggers import WandbLogger
 
-    if wandb.run is not None:
-        wandb.run.summary["status"] = status
-        wandb.finish(exit_code=0 if status in ("completed", "diverged") else 1)
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            run = lg.experiment
+            run.summary["status"] = status
+            run.finish(exit_code=0 if status in ("completed", "diverged") else 1)

@@ -1,10 +1,13 @@
 """When the stability probes run during training, and where their results go.
 
-Every step: the global gradient norm (before clipping) and the loss feed the step monitor
+Per member of the pack (a single run is a pack of one), every step: the global gradient
+norm (before clipping) and the loss feed that member's step monitor
 (``resnorm.stability.step_monitor``: divergence, spikes, norm statistics). On an
 accelerator these values stay on the device and are judged together every
 ``check_every`` steps (one sync per k steps instead of one per step); on CPU a transfer
-is free and every step is checked, so a diverged run stops at the step it diverged.
+is free and every step is checked, so a diverged run stops at the step it diverged. A
+member that diverges is frozen (its updates masked) and recorded; the pack stops when
+every member has.
 
 Every ``probe_every`` steps: per-layer / per-sublayer gradient norms of the training
 batch, the update-to-weight ratio of that step, and a forward probe on a fixed batch
@@ -13,14 +16,14 @@ batch, the update-to-weight ratio of that step, and a forward probe on a fixed b
 forward probe on the fixed batch go to ``stability.json``. What is recorded is shaped in
 ``resnorm.stability.record``; this module decides when, and talks to Lightning.
 
-The module being trained hands over its norm through ``GradNormSource`` (TaskModule
-does); the probes use its ``model`` (the network) and ``loss(logits, targets)``.
+The module hands over its norms through ``GradNormSource`` (TaskModule does); the probes
+run on each member's ``views[i]`` (a members=1 model sharing the member's parameters), or
+on ``model`` for any other LightningModule, with its ``loss(logits, targets)``.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +32,31 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
-from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
+from resnorm.jobs.member_metrics import member_key
 from resnorm.outputs import STABILITY, write_json_atomic
 from resnorm.stability import (
     ProbeLog,
     StepMonitor,
     check_stability_options,
-    full_probe,
     global_grad_norm,
-    layer_grad_norms,
     probe_metrics,
-    snapshot_block_params,
     stability_json,
-    step_probe,
     summary_scalars,
 )
+from resnorm.training.member_probes import MemberProbes
 from resnorm.training.module import GradNormSource
+from resnorm.training.pack_logger import PackLogger
 
 ACCELERATOR_CHECK_EVERY = 16  # check_every=null on a GPU: one host sync per 16 steps
 
 
 class StabilityCallback(pl.Callback):
-    """Runs the step monitor and the probes on Lightning's schedule; stops a diverged run.
+    """Runs the step monitors and the probes on Lightning's schedule; freezes a diverged
+    member and stops the fit when none is left.
 
-    ``monitor`` (divergence, spikes, norm statistics) and ``probes`` (what the probes
-    measured) are plain objects of ``resnorm.stability``; both are saved in checkpoints.
+    ``monitors[i]`` (divergence, spikes, norm statistics) and ``probe_logs[i]`` (what the
+    probes measured) are plain objects of ``resnorm.stability``, saved in checkpoints.
     """
 
     def __init__(
@@ -69,35 +71,47 @@ class StabilityCallback(pl.Callback):
         spike_min_history: int = 10,
         spike_min_rise: float = 0.1,
         check_every: int | None = None,
+        members: int = 1,
     ) -> None:
         check_stability_options(
             {"probes": probes, "probe_every": probe_every, "probe_batch_size": probe_batch_size,
              "check_every": check_every}
         )  # fmt: skip
         self.check_every = check_every
-        self.monitor = StepMonitor(
-            divergence_loss_multiple=divergence_loss_multiple,
-            divergence_smoothing=divergence_smoothing,
-            spike_multiple=spike_multiple,
-            spike_window=spike_window,
-            spike_min_history=spike_min_history,
-            spike_min_rise=spike_min_rise,
-        )
-        self.probes = ProbeLog(probes, probe_every, probe_batch_size)
+        thresholds = {
+            "divergence_loss_multiple": divergence_loss_multiple,
+            "divergence_smoothing": divergence_smoothing, "spike_multiple": spike_multiple,
+            "spike_window": spike_window, "spike_min_history": spike_min_history,
+            "spike_min_rise": spike_min_rise,
+        }  # fmt: skip
+        self.monitors = [StepMonitor(**thresholds) for _ in range(members)]
+        self.probe_logs = [ProbeLog(probes, probe_every, probe_batch_size) for _ in range(members)]
         self._grad_norm: torch.Tensor | None = None  # taken here when the module has none
         self._module_norm = False  # whether the module is a GradNormSource
-        self._layer_grads: dict[str, list[float]] | None = None
-        self._snapshot: list[list[torch.Tensor]] | None = None
-        self._probe_batch: tuple[torch.Tensor, ...] | None = None
+        self._probes = MemberProbes(self.probe_logs)
         self._last_step, self._last_logged = -1, 0
 
     @property
+    def k(self) -> int:
+        return len(self.monitors)
+
+    @property
+    def monitor(self) -> StepMonitor:
+        """The single member's monitor (a solo run)."""
+        return self.monitors[0]
+
+    @property
+    def probes(self) -> ProbeLog:
+        return self.probe_logs[0]
+
+    @property
     def diverged(self) -> bool:
-        return self.monitor.diverged
+        """Whether every member has diverged (the fit stops)."""
+        return all(m.diverged for m in self.monitors)
 
     @property
     def diverged_at_step(self) -> int | None:
-        return self.monitor.diverged_at_step
+        return self.monitors[0].diverged_at_step
 
     # ---- schedule -------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -105,7 +119,10 @@ class StabilityCallback(pl.Callback):
         self._last_logged = trainer.global_step
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # A module that reports its pre-clipping norm saves a second norm per step.
+        if getattr(pl_module, "k", 1) != self.k:
+            raise ValueError(f"a stability callback for {self.k} members got a pack of "
+                             f"{getattr(pl_module, 'k', 1)}")  # fmt: skip
+        # A module that reports its pre-clipping norms saves a second norm per step.
         self._module_norm = isinstance(pl_module, GradNormSource)
         if self._module_norm:
             pl_module.request_grad_norm()
@@ -116,146 +133,154 @@ class StabilityCallback(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if not self.probes.enabled:
+        if not self._probes.enabled:
             return
-        if self._probe_batch is None:
-            self._probe_batch = self._pick_probe_batch(trainer, pl_module, batch)
-        if self.probes.init is None and trainer.global_step == 0:
-            self.probes.init = self._full_probe(pl_module, step=0)
+        if self._probes.batch is None:
+            self._probes.pick_batch(trainer, pl_module, batch)
+        if trainer.global_step == 0:
+            for i, log in enumerate(self.probe_logs):
+                if log.init is None:
+                    log.init = self._probes.full(pl_module, i, step=0)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
     ) -> None:
         if not self._module_norm:  # callbacks run before the module clips; stays on device
             self._grad_norm = global_grad_norm(pl_module)
-        if self.probes.due(trainer.global_step + 1):
-            t0 = time.perf_counter()
-            self._layer_grads = layer_grad_norms(pl_module)
-            self._snapshot = snapshot_block_params(pl_module)
-            self.probes.seconds += time.perf_counter() - t0
+        if self._probes.due(trainer.global_step + 1):
+            self._probes.before_update(pl_module, self._active(pl_module))
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
         step = trainer.global_step
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if step == self._last_step or loss is None:  # no optimizer step was taken
+        losses = _member_losses(outputs)
+        if step == self._last_step or losses is None:  # no optimizer step was taken
             return
         self._last_step = step
-        norm = pl_module.last_grad_norm if self._module_norm else self._grad_norm
-        self.monitor.add(step, loss, norm)
+        norms = pl_module.last_grad_norms if self._module_norm else [self._grad_norm]
+        for i in self._active(pl_module):
+            self.monitors[i].add(step, losses[i], norms[i])
         self._grad_norm = None
-        if len(self.monitor.pending) >= self.check_every or step >= trainer.max_steps:
-            stopping = trainer.should_stop
-            self._check(trainer, pl_module)
-            every = trainer.log_every_n_steps
-            if trainer.should_stop and not stopping and every and step % every:
-                # Lightning writes the logs of the step a run stops at; the module only
-                # logs train/loss on log steps, so the stop step's loss is logged here.
-                pl_module.log("train/loss", loss.detach(), on_step=True, on_epoch=False)
-        if self._snapshot is not None and not self.diverged:
-            self._probe(trainer, pl_module, step)
-        self._layer_grads = self._snapshot = None
+        pending = max(len(m.pending) for m in self.monitors)
+        if pending >= self.check_every or step >= trainer.max_steps:
+            self._check(trainer, pl_module, losses)
+        for i in self._active(pl_module):
+            record = self._probes.after_update(pl_module, i, step)
+            if record is not None:
+                self._log_member(trainer, i, probe_metrics(record), step)
+        self._probes.clear()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._check(trainer, pl_module)
-        if self.probes.enabled and self._probe_batch is not None:
-            self.probes.final = self._full_probe(pl_module, step=trainer.global_step)
+        self._check(trainer, pl_module, None)
+        if self._probes.enabled and self._probes.batch is not None:
+            for i, log in enumerate(self.probe_logs):
+                log.final = self._probes.full(pl_module, i, step=trainer.global_step)
+
+    def _active(self, pl_module: pl.LightningModule) -> list[int]:
+        frozen = getattr(pl_module, "frozen", None) or (False,) * self.k
+        return [i for i in range(self.k) if not frozen[i] and not self.monitors[i].diverged]
 
     # ---- per-step checks ------------------------------------------------------------
-    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Judge the pending steps; stop every rank once one has diverged; log on the grid."""
-        step = self.monitor.judge()
-        if step is None:
+    def _check(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, losses: torch.Tensor | None
+    ) -> None:
+        """Judge the pending steps; freeze members that diverged (on any rank); stop the fit
+        when none is left; log on the grid."""
+        judged = [(i, m.diverged, m.judge()) for i, m in enumerate(self.monitors)]
+        judged = [(i, was, step) for i, was, step in judged if step is not None]
+        if not judged:
             return
-        stop = trainer.strategy.reduce_boolean_decision(self.diverged, all=False)
-        if stop and not self.diverged:
-            self.monitor.divergence.trip(step, "diverged_on_another_rank")
-        if stop:
+        newly = []
+        for i, was, step in judged:
+            monitor = self.monitors[i]
+            stop = trainer.strategy.reduce_boolean_decision(monitor.diverged, all=False)
+            if stop and not monitor.diverged:
+                monitor.divergence.trip(step, "diverged_on_another_rank")
+            if stop and not was:
+                newly.append(i)
+                self._mark_wandb(trainer, i)
+                if hasattr(pl_module, "freeze"):
+                    pl_module.freeze(i)
+        pack_stops = self.diverged
+        if pack_stops:
             trainer.should_stop = True
-            self._mark_wandb(trainer)
         every = trainer.log_every_n_steps
-        if stop or step // every > self._last_logged // every:
+        step = judged[-1][2]
+        on_grid = step // every > self._last_logged // every
+        for i, _, _ in judged:
+            if i in newly or on_grid:
+                self._log_member(trainer, i, self.monitors[i].metrics(stopping=i in newly), step)
+        if losses is not None and every and step % every:
+            # The loss of the step a member stops at, although off the log grid: Lightning
+            # writes the logs of the step a fit stops at; a member stopping inside a pack
+            # that goes on is written to its own loggers directly.
+            for i in newly:
+                if pack_stops:
+                    pl_module.log(member_key(i, "train/loss"), losses[i], on_step=True,
+                                  on_epoch=False)  # fmt: skip
+                else:
+                    self._log_member(trainer, i, {"train/loss": float(losses[i])}, step)
+        if newly or on_grid:
             self._last_logged = step
-            self._log(trainer, self.monitor.metrics(stopping=stop), step)
+
+    def _log_member(self, trainer: pl.Trainer, i: int, metrics: dict[str, float], step: int):
+        for lg in trainer.loggers:
+            if isinstance(lg, PackLogger):
+                lg.log_member(i, metrics, step)
+            else:  # a module logging without a PackLogger (k = 1)
+                lg.log_metrics(metrics, step=step)
 
     @rank_zero_only
-    def _mark_wandb(self, trainer: pl.Trainer) -> None:
-        """Mark the W&B run at once; the run itself is finished by run.py."""
+    def _mark_wandb(self, trainer: pl.Trainer, i: int) -> None:
+        """Mark member i's W&B run at once; the run itself is finished by run.py."""
         if "wandb" not in sys.modules:
             return
         for lg in trainer.loggers:
-            if isinstance(lg, WandbLogger):
-                lg.experiment.summary.update(
-                    {"status": "diverged", "diverged_at_step": self.diverged_at_step}
+            members = lg.members[i] if isinstance(lg, PackLogger) else [lg]
+            for wb in (m for m in members if isinstance(m, WandbLogger)):
+                wb.experiment.summary.update(
+                    {"status": "diverged", "diverged_at_step": self.monitors[i].diverged_at_step}
                 )
 
-    # ---- probes ---------------------------------------------------------------------
-    def _pick_probe_batch(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, train_batch: Any
-    ) -> tuple[torch.Tensor, ...]:
-        """The first examples of the validation split (the same for every run of a study);
-        the first training batch when there is no validation split."""
-        batch = train_batch
-        dm = trainer.datamodule
-        if dm is not None and hasattr(dm, "val_dataloader"):
-            try:
-                batch = next(iter(dm.val_dataloader()))
-            except (StopIteration, NotImplementedError, KeyError, MisconfigurationException):
-                batch = train_batch
-        size = self.probes.batch_size
-        return tuple(t[:size].detach().to(pl_module.device) for t in batch)
-
-    def _full_probe(self, pl_module: pl.LightningModule, step: int) -> dict[str, Any]:
-        t0 = time.perf_counter()
-
-        def loss_fn(model: torch.nn.Module, batch: Any) -> torch.Tensor:
-            return pl_module.loss(model(batch[0]), batch[1])
-
-        record = full_probe(pl_module.model, loss_fn, self._probe_batch, step)
-        self.probes.seconds += time.perf_counter() - t0
-        return record
-
-    def _probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        t0 = time.perf_counter()
-        inputs = self._probe_batch[0]
-        record = step_probe(pl_module.model, inputs, step, self._layer_grads, self._snapshot)
-        self.probes.history.append(record)
-        self._log(trainer, probe_metrics(record), step)
-        self.probes.seconds += time.perf_counter() - t0
-
-    @staticmethod
-    def _log(trainer: pl.Trainer, metrics: dict[str, float], step: int) -> None:
-        for lg in trainer.loggers:
-            lg.log_metrics(metrics, step=step)
-
     # ---- results --------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
-        """Scalars for summary.json["stability"]."""
-        return summary_scalars(self.monitor, self.probes)
+    def summary(self, i: int = 0) -> dict[str, Any]:
+        """Scalars for member i's summary.json["stability"]."""
+        return summary_scalars(self.monitors[i], self.probe_logs[i])
 
-    def report(self) -> dict[str, Any]:
-        """The content of stability.json."""
-        return stability_json(self.monitor, self.probes)
+    def report(self, i: int = 0) -> dict[str, Any]:
+        """The content of member i's stability.json."""
+        return stability_json(self.monitors[i], self.probe_logs[i])
 
-    def record(self, summary: dict[str, Any], run_dir: str | Path) -> None:
-        """Write summary["stability"] and <run_dir>/stability.json."""
-        summary["stability"] = self.summary()
-        write_json_atomic(Path(run_dir) / STABILITY, self.report())
+    def record(self, summary: dict[str, Any], run_dir: str | Path, i: int = 0) -> None:
+        """Write member i's summary["stability"] and <run_dir>/stability.json."""
+        summary["stability"] = self.summary(i)
+        write_json_atomic(Path(run_dir) / STABILITY, self.report(i))
 
     # ---- resume ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**self.monitor.state_dict(), **self.probes.state_dict()}
+        pairs = zip(self.monitors, self.probe_logs, strict=True)
+        return {"members": [{**m.state_dict(), **p.state_dict()} for m, p in pairs]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.monitor.load_state_dict(state)
-        self.probes.load_state_dict(state)
+        for m, p, s in zip(self.monitors, self.probe_logs, state["members"], strict=True):
+            m.load_state_dict(s)
+            p.load_state_dict(s)
 
 
-def build_stability_callback(cfg: DictConfig) -> StabilityCallback | None:
+def _member_losses(outputs: Any) -> torch.Tensor | None:
+    """(k,) losses of a TaskModule step, or the one loss of any other module."""
+    if isinstance(outputs, dict):
+        if "member_losses" in outputs:
+            return outputs["member_losses"]
+        outputs = outputs.get("loss")
+    return None if outputs is None else outputs.detach().reshape(1)
+
+
+def build_stability_callback(cfg: DictConfig, members: int = 1) -> StabilityCallback | None:
     """The callback from ``cfg.stability``; None when ``stability.enabled=false``."""
     s = cfg.get("stability")
     if s is None or not s.enabled:
         return None
-    return StabilityCallback(**check_stability_options(s))
+    return StabilityCallback(**check_stability_options(s), members=members)

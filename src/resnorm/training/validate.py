@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from resnorm.jobs.packing import check_pack_size
 from resnorm.stability.options import check_stability_options
 from resnorm.training.builders import block_config
 from resnorm.training.optim import check_optim_options
@@ -11,6 +12,7 @@ from resnorm.training.optim import check_optim_options
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ValueError naming the first bad option and what it allows."""
+    check_pack_size(cfg.get("pack", 1))
     block_config(cfg.model)  # BlockConfig validates itself when built
     o = cfg.optim
     check_optim_options(o.lr, o.warmup_steps, o.schedule, o.weight_decay)

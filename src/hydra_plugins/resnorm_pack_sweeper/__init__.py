@@ -1,0 +1,1 @@
+"""resnorm's default Hydra sweeper: BasicSweeper's grid, jobs grouped into packs (``pack=k``)."""

@@ -1,0 +1,121 @@
+"""Packed training: each member of a pack computes what it computes alone.
+
+Real runs on the embedded digits task: a pack trained in one Lightning fit against the same
+configurations trained one by one, a diverging member next to a healthy one, and a pack
+killed after its first checkpoint and relaunched.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from resnorm.outputs import METRICS_CSV
+
+BASE = (
+    "task=image_digits", "model.depth=2", "trainer.max_steps=20", "trainer.val_every=10",
+    "trainer.log_every=1", "stability.probe_every=10",
+)  # fmt: skip
+TIMING = {"wall_s", "throughput", "pack", "versions", "config", "run_key"}
+
+
+def train_losses(run_dir: Path) -> dict[int, float]:
+    with open(run_dir / METRICS_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
+
+
+def close(a: float, b: float, rel: float) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
+
+
+def assert_same_run(packed: dict, solo: dict, packed_dir: Path, solo_dir: Path) -> None:
+    """Same data order and init (losses of the first 20 steps within 1e-5 relative), same
+    test loss within 1e-4, accuracy within one test example, same other summary fields."""
+    lp, ls = train_losses(packed_dir), train_losses(solo_dir)
+    assert sorted(lp) == sorted(ls) and len(lp) >= 20
+    for step in ls:
+        assert close(lp[step], ls[step], 1e-5), (step, lp[step], ls[step])
+    mp, ms = packed["metrics"], solo["metrics"]
+    assert close(mp["test/loss"], ms["test/loss"], 1e-4)
+    n_test = 360  # digits test split: one example is 1/360 of accuracy
+    assert abs(mp["test/acc"] - ms["test/acc"]) <= 1.0 / n_test + 1e-9
+    strip = lambda s: {k: v for k, v in s.items() if k not in TIMING | {"metrics", "stability"}}  # noqa: E731
+    assert strip(packed) == strip(solo)
+    assert packed["stability"]["diverged"] == solo["stability"]["diverged"]
+
+
+@pytest.mark.slow
+def test_pack_of_three_seeds_matches_three_solo_runs(tmp_path, compose_cfg):
+    from resnorm.training.run import run_job, run_pack
+
+    cfgs = [compose_cfg(*BASE, f"seed={s}") for s in (0, 1, 2)]
+    packed_dirs = [tmp_path / f"pack/s{s}" for s in (0, 1, 2)]
+    packed = run_pack(cfgs, packed_dirs, pack_id="p3")
+    for i, cfg in enumerate(cfgs):
+        solo_dir = tmp_path / f"solo/s{i}"
+        solo = run_job(cfg, solo_dir)
+        assert packed[i]["pack"] == {"id": "p3", "index": i, "size": 3}
+        assert "pack" not in solo
+        assert_same_run(packed[i], solo, packed_dirs[i], solo_dir)
+        assert json.loads((packed_dirs[i] / "stability.json").read_text())["init"] is not None
+    # the members really differ (their own init and data order)
+    assert len({p["metrics"]["test/loss"] for p in packed}) == 3
+
+
+@pytest.mark.slow
+def test_a_diverging_member_is_frozen_and_the_others_go_on(tmp_path, compose_cfg):
+    from resnorm.training.run import run_job, run_pack
+
+    cfgs = [compose_cfg(*BASE, "seed=0", f"optim.lr={lr}") for lr in (1e-3, 1e3)]
+    dirs = [tmp_path / "pack/ok", tmp_path / "pack/bad"]
+    ok, bad = run_pack(cfgs, dirs)
+    assert bad["status"] == "diverged" and bad["diverged_at_step"] is not None
+    assert bad["steps"] == bad["diverged_at_step"] < 20
+    assert ok["status"] == "completed" and ok["steps"] == 20
+    solo = run_job(cfgs[0], tmp_path / "solo")
+    assert_same_run(ok, solo, dirs[0], tmp_path / "solo")
+
+
+KILLABLE = """
+import sys
+from hydra import compose, initialize_config_dir
+from resnorm.paths import conf_dir
+from resnorm.training.run import run_pack
+with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+    cfgs = [compose("train", overrides=sys.argv[2:] + [f"seed={s}"]) for s in (0, 1, 2)]
+run_pack(cfgs, [f"{sys.argv[1]}/s{s}" for s in (0, 1, 2)], pack_id="kill")
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_pack_resumes_every_member(tmp_path, compose_cfg):
+    from resnorm.training.run import run_pack
+
+    args = [*BASE, "trainer.max_steps=300", "trainer.ckpt_every=40", "trainer.val_every=100"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(killed), *args],
+                            env={**os.environ, "WANDB_MODE": "offline"})  # fmt: skip
+    ckpt = killed / ".packs" / "kill" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert ckpt.exists(), "the pack wrote no checkpoint"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    states = [json.loads((killed / f"s{s}/summary.json").read_text())["status"] for s in range(3)]
+    assert states == ["running"] * 3
+    cfgs = [compose_cfg(*args, f"seed={s}") for s in (0, 1, 2)]
+    resumed = run_pack(cfgs, [killed / f"s{s}" for s in range(3)], pack_id="kill")
+    whole = run_pack(cfgs, [tmp_path / f"whole/s{s}" for s in range(3)], pack_id="whole")
+    for r, w in zip(resumed, whole, strict=True):
+        assert r["status"] == w["status"] == "completed" and r.get("resumed") == 1
+        assert r["metrics"] == w["metrics"]
