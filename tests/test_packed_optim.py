@@ -58,20 +58,20 @@ def batches(dm: DigitsDataModule, seed: int, n: int = STEPS) -> list[tuple[torch
 
 
 def stack(models: list[nn.Module]) -> dict[str, nn.Parameter]:
-    """The k models' parameters as (k, ...) parameters of a pack."""
+    """The k models' parameters (each of one member) as (k, ...) parameters of a pack."""
     named = [dict(m.named_parameters()) for m in models]
-    return {n: nn.Parameter(torch.stack([d[n].detach() for d in named])) for n in named[0]}
+    return {n: nn.Parameter(torch.cat([d[n].detach() for d in named])) for n in named[0]}
 
 
 def member_grads(model: nn.Module, packed: dict[str, nn.Parameter], member_batches) -> None:
     """Each member's gradient of its own loss, at its own parameter views, into packed.grad."""
     grads = []
     for i, (x, y) in enumerate(member_batches):
-        views = {n: p[i] for n, p in packed.items()}
+        views = {n: p[i : i + 1] for n, p in packed.items()}
         loss = F.cross_entropy(functional_call(model, views, (x,)), y)
         grads.append(torch.autograd.grad(loss, list(views.values())))
     for j, p in enumerate(packed.values()):
-        p.grad = torch.stack([g[j] for g in grads])
+        p.grad = torch.cat([g[j] for g in grads])
 
 
 def member_opt(packed: dict[str, nn.Parameter], members=MEMBERS) -> PackedAdamW:
@@ -103,11 +103,12 @@ def test_one_member_is_bitwise_torch_fused_adamw_with_lambdalr_and_clipping(comp
         assert same_bits(pnorm, norm) and popt.last_lrs == [lr]
         clipped += bool(norm > 0.5)
         for n, p in solo.named_parameters():
-            assert same_bits(packed[n][0], p), n
+            assert same_bits(packed[n][0:1], p), n
     assert clipped > 10 and popt.steps == [STEPS]
     for p, q in zip(solo.parameters(), packed.values(), strict=True):
         for key in ("exp_avg", "exp_avg_sq", "step"):
-            assert same_bits(popt.state[q][key][0], opt.state[p][key]), key
+            mine = popt.state[q][key]  # (k, ...) moments, (k,) steps
+            assert same_bits(mine[0] if key == "step" else mine[0:1], opt.state[p][key]), key
 
 
 def run_pack(model, packed, popt, member_batches, refs=None, nan_for=()):
@@ -267,7 +268,7 @@ def test_foreach_fallback_is_bitwise_torch_foreach_adamw(compose_cfg, digits):
         popt.zero_grad()
     assert not popt.defaults["fused"] and popt.state[packed["head.bias"]]["step"].is_cpu
     for n, p in solo.named_parameters():
-        assert same_bits(packed[n][0], p), n
+        assert same_bits(packed[n][0:1], p), n
 
 
 def test_step_runs_the_closure_with_grad_like_torch_optimizers(compose_cfg, digits):

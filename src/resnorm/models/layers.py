@@ -2,7 +2,7 @@
 
 Each owns its parameters as (members, *solo_shape) and draws the same default init as the
 torch layer it replaces, member after member, so a members=1 model built after a given
-seed holds exactly the torch layer's weights. With members=1 the forward is its own
+seed holds exactly the torch layer's weights. With members=1 the forward is that layer's
 functional call on ``weight[0]``; with more, one batched kernel serves every member.
 """
 

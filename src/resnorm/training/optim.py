@@ -37,11 +37,16 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, min
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases, norm gains, scalars and embeddings' positions (≤1-D)."""
+    """No weight decay on biases, norm gains, scalars and embeddings' positions (≤1-D).
+
+    Judged on a run's own shapes: resnorm's models (``members`` attribute) lead every
+    parameter with a member dimension, which does not count.
+    """
+    lead = 1 if hasattr(model, "members") else 0
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+            (decay if p.ndim - lead >= 2 else no_decay).append(p)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
