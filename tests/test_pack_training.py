@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -119,3 +120,35 @@ def test_a_killed_pack_resumes_every_member(tmp_path, compose_cfg):
     for r, w in zip(resumed, whole, strict=True):
         assert r["status"] == w["status"] == "completed" and r.get("resumed") == 1
         assert r["metrics"] == w["metrics"]
+
+
+def multirun(root: Path, *args: str) -> Path:
+    out = subprocess.run(
+        [sys.executable, "-m", "resnorm.cli", "train", "-m", "variant=pre_ln,post_ln,no_norm",
+         "seed=0,1,2", "model.depth=4", "model.dim=32", "trainer.max_steps=20",
+         "task.val_every=10", f"hydra.sweep.dir={root}", *args],
+        env={**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"},
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return root
+
+
+@pytest.mark.slow
+def test_a_packed_study_reports_what_the_unpacked_study_reports(tmp_path):
+    from resnorm.report.claims.catalog import all_findings
+    from resnorm.report.sources.run_dirs import load_dirs
+
+    alone = multirun(tmp_path / "alone")
+    packed = multirun(tmp_path / "packed", "pack=3")
+    assert len(list((packed / ".packs").glob("*.json"))) == 3  # one pack per variant
+    found = [
+        {(f.id, f.task): f for f in all_findings(load_dirs([str(d)]).runs)} for d in (alone, packed)
+    ]
+    assert found[0].keys() == found[1].keys() and any(f.n for f in found[0].values())
+    for key, a in found[0].items():
+        b = found[1][key]
+        assert (a.verdict, a.n) == (b.verdict, b.n), key
+        assert math.isfinite(a.effect) == math.isfinite(b.effect), key
+        if math.isfinite(a.effect):
+            assert abs(a.effect - b.effect) <= 1e-4 * max(1.0, abs(a.effect)), key
