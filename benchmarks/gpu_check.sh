@@ -39,7 +39,7 @@ run() { echo "\$ resnorm $*"; $py -m resnorm.cli "$@"; }
       $py -c "print(f'$label: {$n} runs in {($(date +%s%N) - $t0) / 1e9:.1f} s, ' \
                  f'{$n * 3600e9 / ($(date +%s%N) - $t0):.0f} runs/hour')"
     }
-    rate unpacked_sample pack=1 task=image_digits +case=pre_ln,post_ln seed=0,1
+    rate unpacked_sample task=image_digits +case=pre_ln,post_ln seed=0,1
     rate packed_findings pack="$k"
   fi
 } 2>&1 | tee "$out/gpu_check.log"

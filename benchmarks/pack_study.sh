@@ -9,14 +9,14 @@ pack=${2:-8}
 shift $(( $# > 2 ? 2 : $# ))
 py=${PYTHON:-python3}
 rm -rf "$out" && mkdir -p "$out"
-timed() {  # label, overrides...: wall seconds of one study into $out/<label>.s
+timed() {  # label, overrides...: wall milliseconds of one study into $out/<label>.ms
   local label=$1; shift
   local t0; t0=$(date +%s%N)
   $py -m resnorm.cli train -m study=findings task=image_digits \
       hydra.sweep.dir="$out/$label" "$@" > "$out/$label.log" 2>&1
   echo $(( ($(date +%s%N) - t0) / 1000000 )) > "$out/$label.ms"
 }
-timed unpacked pack=1 "$@"
+timed unpacked "$@"   # the default: Hydra's basic sweeper, one run per job
 timed packed "pack=$pack" "$@"
 u=$(cat "$out/unpacked.ms"); p=$(cat "$out/packed.ms")
 n=$(find "$out/packed" -name summary.json -not -path '*/.packs/*' | wc -l)

@@ -40,7 +40,7 @@ class PackSweeper(BasicSweeper):
             return True
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
-        return any(o.key_or_group == "pack" for o in overrides)
+        return any(o.key_or_group == "pack" and o.is_sweep_override() for o in overrides)
 
     def sweep(self, arguments: list[str]) -> Any:
         if not self.packing(arguments):
