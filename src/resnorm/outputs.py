@@ -17,8 +17,15 @@ SUMMARY = "summary.json"
 STABILITY = "stability.json"
 METRICS_CSV = "csv/metrics.csv"
 
-STATUSES = ("running", "completed", "diverged", "failed", "pruned")
-FINISHED = ("completed", "diverged", "pruned")
+# A run's status in summary.json: running until it ends, then what happened.
+RUNNING, COMPLETED, DIVERGED, FAILED, PRUNED = (
+    "running",
+    "completed",
+    "diverged",
+    "failed",
+    "pruned",
+)
+FINISHED = (COMPLETED, DIVERGED, PRUNED)
 
 # Config paths that change how a run is executed or recorded, not what it computes.
 # (Probes are proven not to change training: tests/test_stability.py.)

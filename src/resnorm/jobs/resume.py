@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from resnorm.outputs import FINISHED, SUMMARY
+from resnorm.outputs import FAILED, FINISHED, SUMMARY
 
 
 def previous_status(run_dir: str | Path, key: str) -> str | None:
@@ -27,4 +27,4 @@ def previous_status(run_dir: str | Path, key: str) -> str | None:
 def should_skip(status: str | None, rerun_failed: bool) -> bool:
     if status in FINISHED:
         return True
-    return status == "failed" and not rerun_failed
+    return status == FAILED and not rerun_failed

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from resnorm.outputs import DIVERGED
+
 
 def instability_score(summary: dict[str, Any]) -> float:
     """Instability of one run, from the stability scalars of its summary.json.
@@ -35,7 +37,7 @@ def instability_score(summary: dict[str, Any]) -> float:
             f"summary of {summary.get('run_key', '?')} has no stability metrics; "
             "the instability objective needs stability.enabled=true"
         )
-    if s.get("diverged") or summary.get("status") == "diverged":
+    if s.get("diverged") or summary.get("status") == DIVERGED:
         max_steps = planned_steps(summary)
         step = s.get("diverged_at_step") or summary.get("diverged_at_step") or 0
         return 1.0 + (1.0 - min(step, max_steps) / max_steps)

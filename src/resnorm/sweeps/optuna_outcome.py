@@ -26,7 +26,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from resnorm.outputs import SUMMARY, write_json_atomic
+from resnorm.outputs import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING, SUMMARY, write_json_atomic
 from resnorm.sweeps.instability import instability_score
 
 INSTABILITY = "instability"  # objective name computed from summary["stability"]
@@ -107,7 +107,7 @@ def outcome_from_summary(
         return TrialOutcome(TrialState.FAIL, message="the job wrote no summary.json")
     attrs = trial_attrs(summary)
     status = summary.get("status")
-    if status == "completed":
+    if status == COMPLETED:
         values = []
         for obj in objectives:
             value = objective_value(summary, obj.metric)
@@ -116,10 +116,10 @@ def outcome_from_summary(
                 return TrialOutcome(TrialState.FAIL, attrs=attrs, message=missing)
             values.append(value)
         return TrialOutcome(TrialState.COMPLETE, values, attrs)
-    if status == "pruned":
+    if status == PRUNED:
         at = attrs.get("pruned_at_step")
         return TrialOutcome(TrialState.PRUNED, attrs=attrs, message=f"pruned at step {at}")
-    if status == "diverged":
+    if status == DIVERGED:
         state = TrialState.PRUNED if on_diverged == "prune" else TrialState.FAIL
         at = attrs.get("diverged_at_step")
         return TrialOutcome(state, attrs=attrs, message=f"diverged at step {at}")
@@ -130,9 +130,9 @@ def outcome_from_summary(
 def mark_run_failed(run_dir: str | Path, reason: str) -> bool:
     """Rewrite a ``running`` summary.json as ``failed`` (its worker died); True if done."""
     summary = read_job_summary(run_dir)
-    if summary is None or summary.get("status") != "running":
+    if summary is None or summary.get("status") != RUNNING:
         return False
-    summary["status"] = "failed"
+    summary["status"] = FAILED
     summary["error"] = reason
     write_json_atomic(Path(run_dir) / SUMMARY, summary)
     return True

@@ -21,6 +21,7 @@ from torch import nn
 from resnorm.data.loaders import TensorLoader
 from resnorm.data.split_loaders import packed_train_loader
 from resnorm.models.members import stack_members
+from resnorm.outputs import COMPLETED, DIVERGED, PRUNED
 from resnorm.stability import params_finite
 from resnorm.training.builders import (
     build_datamodule,
@@ -174,7 +175,7 @@ def _fill(
 ) -> None:
     """Member i's status, steps, throughput and metrics."""
     diverged = stability is not None and stability.monitors[i].diverged
-    summary["status"] = "diverged" if diverged else "pruned" if pruner else "completed"
+    summary["status"] = DIVERGED if diverged else PRUNED if pruner else COMPLETED
     if diverged:
         summary["diverged_at_step"] = stability.monitors[i].diverged_at_step
     elif pruner is not None:

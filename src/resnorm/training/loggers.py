@@ -10,6 +10,8 @@ from typing import Any
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger, Logger
 
+from resnorm.outputs import COMPLETED, DIVERGED
+
 
 def wandb_mode(requested: str) -> str:
     """'auto' means online only when an API key is configured; never wait on a login."""
@@ -90,4 +92,4 @@ def finish_wandb(loggers: list[Logger], status: str) -> None:
         if isinstance(lg, WandbLogger):
             run = lg.experiment
             run.summary["status"] = status
-            run.finish(exit_code=0 if status in ("completed", "diverged") else 1)
+            run.finish(exit_code=0 if status in (COMPLETED, DIVERGED) else 1)

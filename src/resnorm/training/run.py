@@ -23,7 +23,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from resnorm.data.loaders import TensorLoader
 from resnorm.jobs.packing import check_compatible
-from resnorm.outputs import SUMMARY, SUMMARY_SCHEMA, run_key, write_json_atomic
+from resnorm.outputs import FAILED, RUNNING, SUMMARY, SUMMARY_SCHEMA, run_key, write_json_atomic
 from resnorm.training.builders import block_config
 from resnorm.training.csv_log import merge_after_resume
 from resnorm.training.fit import fit_pack
@@ -51,7 +51,7 @@ def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema": SUMMARY_SCHEMA,
         "run_key": run_key(container),
-        "status": "running",
+        "status": RUNNING,
         "task": cfg.task.name,
         "variant": cfg.model.variant,
         "variant_overrides": variant_overrides(container["model"], cfg.model.variant),
@@ -124,11 +124,11 @@ def run_pack(
     except BaseException as exc:
         for summary, run_dir, member_loggers in zip(summaries, run_dirs, _pad(loggers, k),
                                                     strict=True):  # fmt: skip
-            summary["status"] = "failed"
+            summary["status"] = FAILED
             summary["error"] = f"{type(exc).__name__}: {exc}"
             summary["wall_s"] = time.perf_counter() - t0
             _record(summary, run_dir)
-            finish_wandb(member_loggers, "failed")
+            finish_wandb(member_loggers, FAILED)
         raise
     finally:
         TensorLoader.keep_on(None)

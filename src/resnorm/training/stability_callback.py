@@ -34,7 +34,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from resnorm.jobs.member_metrics import member_key
-from resnorm.outputs import STABILITY, write_json_atomic
+from resnorm.outputs import DIVERGED, STABILITY, write_json_atomic
 from resnorm.stability import (
     ProbeLog,
     StepMonitor,
@@ -241,7 +241,7 @@ class StabilityCallback(pl.Callback):
             members = lg.members[i] if isinstance(lg, PackLogger) else [lg]
             for wb in (m for m in members if isinstance(m, WandbLogger)):
                 wb.experiment.summary.update(
-                    {"status": "diverged", "diverged_at_step": self.monitors[i].diverged_at_step}
+                    {"status": DIVERGED, "diverged_at_step": self.monitors[i].diverged_at_step}
                 )
 
     # ---- results --------------------------------------------------------------------

@@ -10,17 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from resnorm.outputs import SUMMARY, read_summary
+from resnorm.outputs import COMPLETED, FAILED, PRUNED, RUNNING, SUMMARY, read_summary
 from resnorm.report.sources.classify import ReportError
 from resnorm.report.sources.rows import summary_row
 from resnorm.report.sources.run_dirs import enrich
 
 STATE_STATUS = {
-    "COMPLETE": "completed",
-    "PRUNED": "pruned",
-    "FAIL": "failed",
-    "RUNNING": "running",
-    "WAITING": "running",
+    "COMPLETE": COMPLETED,
+    "PRUNED": PRUNED,
+    "FAIL": FAILED,
+    "RUNNING": RUNNING,
+    "WAITING": RUNNING,
 }
 # Hydra override names of the sweep space -> summary keys
 PARAM_KEYS = {
@@ -72,7 +72,7 @@ def trial_row(trial: Any, study_name: str) -> dict[str, Any]:
             row.update(trial=trial.number, study=study_name)
             return row
     s: dict[str, Any] = {PARAM_KEYS.get(k, k): v for k, v in trial.params.items()}
-    s["status"] = attrs.get("status") or STATE_STATUS.get(trial.state.name, "failed")
+    s["status"] = attrs.get("status") or STATE_STATUS.get(trial.state.name, FAILED)
     s["metrics"] = dict(attrs.get("metrics") or {})
     s["stability"] = {k: attrs[k] for k in ("spike_count", "diverged_at_step") if k in attrs}
     s.update({k: attrs[k] for k in ("steps", "wall_s", "error") if k in attrs})

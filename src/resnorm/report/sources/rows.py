@@ -14,11 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from resnorm.outputs import COMPLETED, DIVERGED
 from resnorm.report.sources.arch import arch_of
 
 # Statuses whose results are aggregated. `running` (unfinished), `failed` and `pruned`
 # (stopped early on purpose) are listed in the report but never averaged as results.
-USABLE = ("completed", "diverged")
+USABLE = (COMPLETED, DIVERGED)
 # Columns that identify a training setting; runs paired across variants share all of them.
 SETTING = ("task", "depth", "dim", "lr", "warmup_steps", "max_steps")
 OBJECT_COLUMNS = ("init_probe", "final_probe", "spike_steps", "curve", "val_curve")
@@ -91,7 +92,7 @@ def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
     metric = headline(kind)
     status = str(s.get("status", "unknown"))
     value, imputed = _num(metrics.get(metric)), False
-    if status == "diverged" and not math.isfinite(value):
+    if status == DIVERGED and not math.isfinite(value):
         value, imputed = chance_value(s, kind), True
     steps = _num(s.get("steps"))
     wall = _num(s.get("wall_s"))
@@ -129,7 +130,7 @@ def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
         "value": value,
         "value_imputed": imputed,
         "test_loss": _num(metrics.get("test/loss")),
-        "diverged": status == "diverged" or bool(stab.get("diverged")),
+        "diverged": status == DIVERGED or bool(stab.get("diverged")),
         "diverged_at_step": _num(diverged_at),
         "spike_count": _num(stab.get("spike_count")),
         "init_loss": _num(stab.get("initial_loss")),

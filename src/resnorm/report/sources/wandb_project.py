@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from resnorm.outputs import COMPLETED, FAILED, RUNNING
 from resnorm.report.sources.classify import ReportError
 from resnorm.report.sources.rows import summary_row
 from resnorm.variants import variant_overrides
@@ -23,11 +24,11 @@ PROBE_TIMEOUT_S = 5.0
 API_TIMEOUT_S = 20
 OFFLINE_MODES = ("offline", "disabled", "dryrun")
 STATE_STATUS = {
-    "finished": "completed",
-    "running": "running",
-    "crashed": "failed",
-    "failed": "failed",
-    "killed": "failed",
+    "finished": COMPLETED,
+    "running": RUNNING,
+    "crashed": FAILED,
+    "failed": FAILED,
+    "killed": FAILED,
 }
 
 
@@ -99,9 +100,9 @@ def run_row(run: Any, project: str) -> dict[str, Any]:
     config = _nest({k: v for k, v in dict(run.config).items() if not str(k).startswith("_")})
     summary = {k: v for k, v in dict(run.summary).items() if not str(k).startswith("_")}
     model, optim = config.get("model") or {}, config.get("optim") or {}
-    status = summary.get("status") or STATE_STATUS.get(run.state, "failed")
+    status = summary.get("status") or STATE_STATUS.get(run.state, FAILED)
     if run.state == "running":
-        status = "running"
+        status = RUNNING
     s = {
         "status": status,
         "run_key": run.id,
