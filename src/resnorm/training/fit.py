@@ -147,8 +147,7 @@ def fit_pack(
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     if trainer.interrupted:
         raise RuntimeError("training was interrupted")
-    diverged = [stability is not None and m.diverged for m in getattr(stability, "monitors", [])]
-    diverged = diverged or [False] * k
+    diverged = [m.diverged for m in stability.monitors] if stability else [False] * k
     finite = [not d or params_finite(module.views[i]) for i, d in enumerate(diverged)]
     if any(finite):  # a non-finite member gets no test metrics
         trainer.test(module, datamodule=data, verbose=False, weights_only=True)
