@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml requirements.lock
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The quick study (3 embedded tasks x residual on/off x norm pre/post/none x 2 depths),
-# then its comparison report. Relaunching skips runs that already finished.
+# The quick study (3 embedded tasks x residual on/off x norm pre/post/none x 2 depths, one
+# seed), the seeded cells of three findings (packed), then one comparison report of both.
+# Relaunching skips runs that already finished.
 demo: install
 	$(BIN)/resnorm train -m study=quick
-	$(BIN)/resnorm report outputs/studies/quick --out reports/quick
+	$(BIN)/resnorm train -m study=quick_claims
+	$(BIN)/resnorm report outputs/studies/quick outputs/studies/quick_claims --out reports/quick
 
 test: install
 	$(BIN)/ruff check src tests

@@ -67,4 +67,7 @@ def main(argv: list[str]) -> int:
 
     print(f"machine: {machine(a.device)}; torch {torch.__version__}")
     print(table(rows))
+    if a.which == "pack":
+        best = max(rows, key=lambda r: float(r["per-model speed-up"]))
+        print(f"fastest per model on this device: pack={best['members']}")
     return 0
