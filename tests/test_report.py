@@ -104,7 +104,7 @@ def test_report_writes_html_md_figures_and_runs_csv(sweep, tmp_path):
     # every summary-table cell has 3 seeds and a CI
     for variant in VARIANTS:
         row = next(ln for ln in md.splitlines() if ln.startswith(f"| image_digits | {variant} | 4"))
-        assert re.search(r"\| 0\.\d+ \[0\.\d+, 0\.\d+\] \| 3 \| 3 \|", row), row
+        assert re.search(r"\| 0\.\d+ \[-?0\.\d+, \d\.\d+\] \| 3 \| 3 \|", row), row
     for png in pngs:
         assert "![" in md and f"({png.name})" in md
     print(f"report of 9 runs built in {elapsed:.1f}s (wall, subprocess incl. startup)")
@@ -160,9 +160,11 @@ def test_findings_on_real_runs(sweep):
     assert j.verdict == "supported" and j.effect == 0 and j.n == 6
     assert any("pre_ln" in d and "[576]" in d for d in j.details)  # 2*32*(2*4+1)
     assert any("post_ln" in d and "[512]" in d for d in j.details)  # 2*32*(2*4)
-    # (a) has its runs: a real verdict with a paired CI over 3 seeds
+    # (a) has its runs: tested (Holm-adjusted p-values) with a paired CI over 3 seeds
     a = found["a"]
-    assert a.verdict in ("supported", "not supported") and a.n == 3 and a.ci is not None
+    assert a.n == 3 and a.ci is not None and a.parts[0].testable
+    assert set(a.parts[0].p_adj) == {"better", "worse", "equivalent"}
+    assert 0 < a.p_holm <= 1 and a.verdict != "not testable"
     # (i) and (g) lack their runs: inconclusive, naming exactly what is missing
     i = found["i"]
     assert i.verdict == "inconclusive"

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         f"{PROG}: wrote {index} ({len(data.runs)} runs, {len(data.figs)} figures, "
         f"{len(verdicts)} findings: {verdicts.count('supported')} supported, "
         f"{verdicts.count('not supported')} not supported, "
-        f"{verdicts.count('inconclusive')} inconclusive) in {time.perf_counter() - t0:.1f}s"
+        f"{verdicts.count('inconclusive')} inconclusive, "
+        f"{verdicts.count('not testable')} not testable) in {time.perf_counter() - t0:.1f}s"
     )
     return 1 if data.skipped else 0
 

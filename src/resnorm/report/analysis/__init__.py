@@ -1,2 +1,2 @@
-"""Numbers over the runs table: bootstrap intervals, the per-cell summary table, LR
+"""Numbers over the runs table: t-intervals, tests and Holm, the per-cell summary table, LR
 sensitivity, and per-run reductions of the per-layer probes."""

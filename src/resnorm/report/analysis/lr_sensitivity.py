@@ -6,7 +6,7 @@ training instabilities", Sec. 2):
 L(lr) is the final loss of the run trained at lr (here the test loss), L_0 the loss at
 initialisation. A diverged run (no finite final loss) counts as L_0: the clamp stops one
 blow-up from dominating the mean. Computed per seed over the LR grid that seed has,
-then averaged over seeds with a bootstrap CI.
+then averaged over seeds with a 95% t-interval.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ DEFINITION = (
     "LR sensitivity (Wortsman et al. 2023): E over the LR grid of "
     "[min(final loss(lr), loss at init) − best final loss over the grid]; final loss = test "
     "loss, a diverged run counts as the loss at init. Lower = less sensitive. Computed per "
-    "seed, then mean and 95% bootstrap CI over seeds."
+    "seed, then mean and 95% t-interval over seeds."
 )
 GRID_KEYS = ("task", "arch", "depth", "dim", "warmup_steps", "max_steps", "seed")
 MIN_GRID = 3  # fewer LRs than this say nothing about sensitivity

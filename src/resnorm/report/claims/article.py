@@ -10,18 +10,17 @@ import pandas as pd
 from resnorm.report.analysis.stats import Estimate, pair
 from resnorm.report.claims.needs import MIN_SEEDS
 from resnorm.report.claims.rules import (
+    EQUIVALENT,
     INCONCLUSIVE,
     INIT_KEYS,
     NOT_SUPPORTED,
     SUPPORTED,
     Context,
     Finding,
-    combine,
     compare,
     describe,
-    directional,
-    equivalence,
     fill,
+    probe_part,
 )
 
 ARTICLE = "seed article, §3.3"
@@ -41,18 +40,18 @@ def claim_i(ctx: Context) -> Finding:
         ARTICLE,
         ctx.task,
         "params(pre_ln) − params(no_residual): the same model with the identity skip path "
-        "on vs off, paired by depth, dim and seed. Supported iff the 95% CI is above 0.",
+        "on vs off, paired by depth, dim and seed. Supported iff it is better (> 0 by at "
+        "least one parameter; one-sided t-test, Holm).",
         unit="Δ parameters",
     )
     est, seeds = compare(
         _init_arm(ctx, "pre_ln"), _init_arm(ctx, "no_residual"), "params", INIT_KEYS
     )
     f.details = [
-        describe("params with − without residual", est, seeds),
         "an identity residual x + F(x) has no weights; only rezero / layerscale add "
         "their scalar / vector gains",
     ]
-    return fill(f, est, directional(est, seeds), ctx, "i")
+    return fill(f, [probe_part("params with − without residual", est, seeds, "params")], ctx, "i")
 
 
 def _expected_norm_params(position: str, depth: float, dim: float) -> float:
@@ -104,8 +103,11 @@ def claim_j(ctx: Context) -> Finding:
                 f"{arch} − no_norm: observed {seen}, expected {want} ({len(sub)} pairs)"
             )
     f.details.append("CI column: min and max of observed − expected over pairs (exact check)")
-    verdict = INCONCLUSIVE if seeds < MIN_SEEDS else SUPPORTED if exact else NOT_SUPPORTED
-    return fill(f, est, verdict, ctx, "j")
+    f = fill(f, [], ctx, "j")
+    f.effect, f.n = est.mean, est.n
+    f.ci = (est.low, est.high) if est.has_ci else None
+    f.fixed = INCONCLUSIVE if seeds < MIN_SEEDS else SUPPORTED if exact else NOT_SUPPORTED
+    return f
 
 
 def claim_k(ctx: Context) -> Finding:
@@ -116,8 +118,8 @@ def claim_k(ctx: Context) -> Finding:
         ctx.task,
         "Spread of the per-block gradient norm at init = ln(max/min) over layers (0 = "
         f"flat), depth ≥ {GRAD_MIN_DEPTH}. Supported iff spread(plain) − spread(no_norm: "
-        "residual only) > 0 and spread(plain) − spread(no_residual: norm only) > 0 (95% "
-        "CIs, paired by depth and seed).",
+        "residual only) and spread(plain) − spread(no_residual: norm only) are both better "
+        "(> 0 by at least 0.1; one-sided t-tests, Holm), paired by depth and seed.",
         unit="Δ ln(max/min) grad norm",
     )
     plain = _init_arm(ctx, "plain", GRAD_MIN_DEPTH)
@@ -130,14 +132,12 @@ def claim_k(ctx: Context) -> Finding:
     both, s3 = compare(
         plain, _init_arm(ctx, "pre_ln", GRAD_MIN_DEPTH), "init_grad_spread", INIT_KEYS
     )
-    f.details = [
-        describe("plain − no_norm (residual alone)", res, s1),
-        describe("plain − no_residual (norm alone)", norm, s2),
-        describe("plain − pre_ln (both)", both, s3),
+    f.details = [describe("plain − pre_ln (both)", both, s3)]
+    parts = [
+        probe_part("plain − no_norm (residual alone)", res, s1, "init_grad_spread"),
+        probe_part("plain − no_residual (norm alone)", norm, s2, "init_grad_spread"),
     ]
-    verdict = combine([directional(res, s1), directional(norm, s2)])
-    effect = res if math.isfinite(res.mean) else norm
-    return fill(f, effect, verdict, ctx, "k")
+    return fill(f, parts, ctx, "k")
 
 
 def claim_l(ctx: Context) -> Finding:
@@ -147,19 +147,20 @@ def claim_l(ctx: Context) -> Finding:
         "seed article, §3.2",
         ctx.task,
         f"Equivalence: score(uncentered_ln) − score(bert) (both Post-LN, ε = 1e-12), "
-        f"paired by setting and seed. Supported iff the whole 95% CI lies within "
-        f"±{ctx.margin:g} {ctx.metric}.",
+        f"paired by setting and seed. Supported iff TOST shows the difference within "
+        f"±{ctx.margin:g} {ctx.metric} (Holm); 'better' or 'worse' refute it.",
         unit=ctx.delta,
     )
     un, bert = ctx.arm("uncentered_ln"), ctx.arm("bert")
     est, seeds = compare(un, bert, "value")
     f.details = [
-        describe("uncentered_ln − bert", est, seeds),
-        f"margin ±{ctx.margin:g}; divergence rate uncentered_ln "
+        f"divergence rate uncentered_ln "
         f"{un['diverged'].mean() if len(un) else math.nan:.2f}, bert "
         f"{bert['diverged'].mean() if len(bert) else math.nan:.2f}",
     ]
-    return fill(f, est, equivalence(est, seeds, ctx.margin), ctx, "l")
+    f = fill(f, [ctx.part("uncentered_ln − bert", est, seeds, EQUIVALENT)], ctx, "l")
+    f.untestable = ctx.learned(bert)
+    return f
 
 
 def claim_m(ctx: Context) -> Finding:
@@ -169,14 +170,14 @@ def claim_m(ctx: Context) -> Finding:
         "seed article, §4.1",
         ctx.task,
         f"Equivalence: score(unscaled_attn) − score(pre_ln), paired by setting and seed; "
-        f"supported iff the 95% CI lies within ±{ctx.margin:g} {ctx.metric}. Also "
+        f"supported iff TOST shows it within ±{ctx.margin:g} {ctx.metric} (Holm). Also "
         f"reported: mean attention entropy and max attention logit at init and at the "
         f"end (fixed probe batch).",
         unit=ctx.delta,
     )
     un, ref = ctx.arm("unscaled_attn"), ctx.arm("pre_ln")
     est, seeds = compare(un, ref, "value")
-    f.details = [describe("score unscaled − scaled", est, seeds)]
+    f.details = []
     for col, name in (
         ("init_attn_entropy", "attention entropy at init (nats)"),
         ("init_attn_max_logit", "max attention logit at init"),
@@ -185,4 +186,6 @@ def claim_m(ctx: Context) -> Finding:
     ):
         d, s = compare(un, ref, col)
         f.details.append(describe(f"{name}, unscaled − scaled", d, s))
-    return fill(f, est, equivalence(est, seeds, ctx.margin), ctx, "m")
+    f = fill(f, [ctx.part("score unscaled − scaled", est, seeds, EQUIVALENT)], ctx, "m")
+    f.untestable = ctx.learned(ref)
+    return f

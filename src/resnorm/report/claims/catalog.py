@@ -8,7 +8,8 @@ from resnorm.report.analysis.probes import add_probe_columns
 from resnorm.report.claims.article import claim_i, claim_j, claim_k, claim_l, claim_m
 from resnorm.report.claims.literature_alternatives import claim_d, claim_e, claim_g, claim_h
 from resnorm.report.claims.literature_stability import claim_a, claim_b, claim_c, claim_f
-from resnorm.report.claims.rules import ClaimFn, Context, Finding
+from resnorm.report.claims.rules import ClaimFn, Context, Finding, finish
+from resnorm.report.claims.verdicts import resolve
 from resnorm.report.sources.rows import OBJECT_COLUMNS, usable
 
 # (a)-(h): what the literature says residuals and norms do; (i)-(m): the seed article.
@@ -44,6 +45,13 @@ def contexts(df: pd.DataFrame) -> list[Context]:
 
 
 def all_findings(df: pd.DataFrame) -> list[Finding]:
-    """Every claim on every task of the report, in claim order."""
+    """Every claim on every task of the report, in claim order, with verdicts.
+
+    The hypotheses of all testable parts form one Holm family (claims.verdicts), so the
+    verdicts are set only once every finding is built.
+    """
     ctxs = contexts(df)
-    return [fn(ctx) for fn in CLAIMS for ctx in ctxs]
+    found = [fn(ctx) for fn in CLAIMS for ctx in ctxs]
+    family = [p for f in found if not f.not_testable and f.fixed is None for p in f.parts]
+    resolve(family)
+    return [finish(f) for f in found]

@@ -3,26 +3,24 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 
 import pandas as pd
 
 from resnorm.report.analysis import lr_sensitivity
-from resnorm.report.analysis.stats import Estimate, mean_ci
+from resnorm.report.analysis.stats import NONE, Estimate, mean_ci
+from resnorm.report.claims.needs import MIN_SEEDS
 from resnorm.report.claims.rules import (
     DEEP_MIN,
-    INCONCLUSIVE,
     INIT_KEYS,
     PAIR_KEYS,
     Context,
     Finding,
-    combine,
     compare,
     describe,
-    directional,
     fill,
     no_deep,
-    oriented,
+    probe_part,
     shared_deepest,
 )
 
@@ -38,24 +36,29 @@ def claim_a(ctx: Context) -> Finding:
         ctx.task,
         f"Per run, the OLS slope of ln(per-block gradient norm at init, fixed probe batch) "
         f"against layer position 0..1 (0 = input side), depth ≥ {GRAD_MIN_DEPTH}. "
-        f"Supported iff post_ln's slope > 0 and post_ln − pre_ln > 0 (95% CIs, paired "
-        f"by depth and seed).",
+        f"Supported iff post_ln's slope and post_ln − pre_ln are both better (> 0 by at "
+        f"least 0.1, one-sided t-tests, Holm), paired by depth and seed.",
         unit="Δ ln-growth across the stack",
     )
     post, pre = (
         g[g["depth"] >= GRAD_MIN_DEPTH].drop_duplicates(list(INIT_KEYS))
         for g in (ctx.arm("post_ln"), ctx.arm("pre_ln"))
     )
-    growth = mean_ci(post["init_grad_slope"])
+    growth = mean_ci(post.groupby("seed")["init_grad_slope"].mean())  # a seed is one value
     post_seeds = int(post.dropna(subset=["init_grad_slope"])["seed"].nunique())
     diff, seeds = compare(post, pre, "init_grad_slope", INIT_KEYS)
     f.details = [
-        describe("post_ln slope", growth, post_seeds),
-        describe("pre_ln slope", mean_ci(pre["init_grad_slope"]), int(pre["seed"].nunique())),
-        describe("post_ln − pre_ln", diff, seeds),
+        describe(
+            "pre_ln slope",
+            mean_ci(pre.groupby("seed")["init_grad_slope"].mean()),
+            int(pre["seed"].nunique()),
+        )
     ]
-    verdict = combine([directional(growth, post_seeds), directional(diff, seeds)])
-    return fill(f, diff, verdict, ctx, "a")
+    parts = [
+        probe_part("post_ln − pre_ln", diff, seeds, "init_grad_slope"),
+        probe_part("post_ln slope", growth, post_seeds, "init_grad_slope"),
+    ]
+    return fill(f, parts, ctx, "a")
 
 
 def _warmup_gain(ctx: Context, arch: str) -> pd.DataFrame:
@@ -66,7 +69,18 @@ def _warmup_gain(ctx: Context, arch: str) -> pd.DataFrame:
     cold = runs[runs["warmup_steps"] == 0]
     merged = warm.drop_duplicates(keys).merge(cold.drop_duplicates(keys), on=keys)
     merged["gain"] = merged["value_x"] - merged["value_y"]
-    return merged[keys + ["gain"]]
+    out = merged[keys + ["gain"]]
+    # the gain of one setting is one replicate only where that setting has MIN_SEEDS seeds
+    counts = out.groupby(keys[:-1])["seed"].transform("nunique") if len(out) else out["gain"]
+    return out[counts >= MIN_SEEDS] if len(out) else out
+
+
+def _reference(ctx: Context, arch: str, at: pd.DataFrame) -> pd.DataFrame:
+    """The reference arm's runs at the settings (``at``'s setting keys) a claim was judged."""
+    keys = [k for k in PAIR_KEYS if k not in ("seed", "warmup_steps")]
+    if at.empty:
+        return at
+    return ctx.arm(arch).merge(at[keys].drop_duplicates(), on=keys)
 
 
 def claim_b(ctx: Context) -> Finding:
@@ -76,27 +90,29 @@ def claim_b(ctx: Context) -> Finding:
         "Xiong et al. 2020",
         ctx.task,
         "Gain from warmup = score(warmup > 0) − score(warmup = 0), same lr, "
-        "depth and seed. Supported iff post_ln's gain > 0 and post_ln's gain − "
-        "pre_ln's gain > 0 (95% CIs, paired by setting and seed; scores oriented so that "
-        "higher is better).",
+        "depth and seed. Supported iff post_ln's gain − pre_ln's gain and post_ln's gain "
+        "are both better (> 0 by the minimum effect; one-sided t-tests, Holm), paired by "
+        "setting and seed, scores oriented so that higher is better.",
         unit=ctx.delta,
     )
     post, pre = _warmup_gain(ctx, "post_ln"), _warmup_gain(ctx, "pre_ln")
     keys = [k for k in PAIR_KEYS if k != "warmup_steps"]
-    gain_post = mean_ci(post["gain"])
+    gain_post = replace(mean_ci(post.groupby("seed")["gain"].mean()), paired=True)
     inter, seeds = compare(post, pre, "gain", keys)
     f.details = [
-        describe("post_ln gain from warmup", gain_post, int(post["seed"].nunique())),
-        describe("pre_ln gain from warmup", mean_ci(pre["gain"]), int(pre["seed"].nunique())),
-        describe("post_ln gain − pre_ln gain", inter, seeds),
+        describe(
+            "pre_ln gain from warmup",
+            mean_ci(pre.groupby("seed")["gain"].mean()),
+            int(pre["seed"].nunique()),
+        )
     ]
-    verdict = combine(
-        [
-            directional(oriented(gain_post, ctx.sign), int(post["seed"].nunique())),
-            directional(oriented(inter, ctx.sign), seeds),
-        ]
-    )
-    return fill(f, inter, verdict, ctx, "b")
+    parts = [
+        ctx.part("post_ln gain − pre_ln gain", inter, seeds),
+        ctx.part("post_ln gain from warmup", gain_post, int(post["seed"].nunique())),
+    ]
+    f = fill(f, parts, ctx, "b")
+    f.untestable = ctx.learned(_reference(ctx, "pre_ln", post))
+    return f
 
 
 def claim_c(ctx: Context) -> Finding:
@@ -110,13 +126,14 @@ def claim_c(ctx: Context) -> Finding:
         "(fixed probe batch), no_residual vs pre_ln (same norm, skip path off). "
         f"Supported iff at the deepest shared depth (≥ {DEEP_MIN}) off − on > 0, "
         "no_residual's similarity at that depth exceeds its shallowest depth's, and "
-        "pre_ln's score exceeds no_residual's (all 95% CIs > 0, paired by seed).",
+        "pre_ln's score is better than no_residual's (each better by its minimum effect; "
+        "one-sided t-tests, Holm; paired by seed).",
         unit="Δ token cosine (off − on)",
     )
     deep = shared_deepest(ctx, "pre_ln", "no_residual")
     if not deep >= DEEP_MIN:
         f.details = [no_deep("pre_ln", "no_residual")]
-        return fill(f, Estimate(math.nan, None, None, 0), INCONCLUSIVE, ctx, "c")
+        return fill(f, [probe_part("cosine off − on", NONE, 0, "init_cos_last")], ctx, "c")
     off, on = ctx.arm("no_residual"), ctx.arm("pre_ln")
     off_deep, on_deep = off[off["depth"] == deep], on[on["depth"] == deep]
     cos, s1 = compare(
@@ -134,15 +151,16 @@ def claim_c(ctx: Context) -> Finding:
     if shallow >= deep:
         s2 = 0  # only one depth: "with depth" cannot be judged
     f.details = [
-        describe(f"cosine off − on at depth {deep:g}", cos, s1),
-        describe(f"no_residual cosine depth {deep:g} − depth {shallow:g}", grows, s2),
-        describe(f"score pre_ln − no_residual at depth {deep:g} ({ctx.metric})", train, s3),
         describe("final cosine off − on", compare(off_deep, on_deep, "final_cos_last")[0], s1),
     ]
-    verdict = combine(
-        [directional(cos, s1), directional(grows, s2), directional(oriented(train, ctx.sign), s3)]
-    )
-    return fill(f, cos, verdict, ctx, "c")
+    parts = [
+        probe_part(f"cosine off − on at depth {deep:g}", cos, s1, "init_cos_last"),
+        probe_part(f"no_residual cosine depth {deep:g} − {shallow:g}", grows, s2, "init_cos_last"),
+        ctx.part(f"score pre_ln − no_residual at depth {deep:g} ({ctx.metric})", train, s3),
+    ]
+    f = fill(f, parts, ctx, "c")
+    f.untestable = ctx.learned(on_deep)
+    return f
 
 
 def _sensitivity_diff(ctx: Context, arch: str, ref: str) -> tuple[Estimate, int, str]:
@@ -151,7 +169,7 @@ def _sensitivity_diff(ctx: Context, arch: str, ref: str) -> tuple[Estimate, int,
     lrs = set(a["lr"].dropna()) & set(r["lr"].dropna())
     sa, sr = lr_sensitivity.per_seed(a, lrs), lr_sensitivity.per_seed(r, lrs)
     if sa.empty or sr.empty:
-        return Estimate(math.nan, None, None, 0), 0, ""
+        return NONE, 0, ""
     keys = ("depth", "dim", "warmup_steps", "max_steps", "seed")
     est, seeds = compare(sa, sr, "lr_sensitivity", keys)
     return est, seeds, ", ".join(f"{x:g}" for x in sorted(lrs))
@@ -164,15 +182,15 @@ def claim_f(ctx: Context) -> Finding:
         "Wortsman et al. 2023",
         ctx.task,
         lr_sensitivity.DEFINITION + " Supported iff "
-        "sensitivity(post_ln) − sensitivity(pre_ln) > 0 and sensitivity(no_norm) − "
-        "sensitivity(pre_ln) > 0 (95% CIs, paired by seed, on the LRs both have, ≥ 3).",
+        "sensitivity(post_ln) − sensitivity(pre_ln) and sensitivity(no_norm) − "
+        "sensitivity(pre_ln) are both better (> 0 by 0.05 nats; one-sided t-tests, Holm), "
+        "paired by seed, on the LRs both have (≥ 3).",
         unit="Δ LR sensitivity (nats)",
     )
     post, s1, lrs1 = _sensitivity_diff(ctx, "post_ln", "pre_ln")
     nonorm, s2, lrs2 = _sensitivity_diff(ctx, "no_norm", "pre_ln")
-    f.details = [
-        describe(f"post_ln − pre_ln (LRs {lrs1 or 'none shared'})", post, s1),
-        describe(f"no_norm − pre_ln (LRs {lrs2 or 'none shared'})", nonorm, s2),
+    parts = [
+        probe_part(f"post_ln − pre_ln (LRs {lrs1 or 'none shared'})", post, s1, "lr_sensitivity"),
+        probe_part(f"no_norm − pre_ln (LRs {lrs2 or 'none shared'})", nonorm, s2, "lr_sensitivity"),
     ]
-    verdict = combine([directional(post, s1), directional(nonorm, s2)])
-    return fill(f, post, verdict, ctx, "f")
+    return fill(f, parts, ctx, "f")

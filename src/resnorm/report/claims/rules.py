@@ -1,13 +1,14 @@
-"""What every claim shares: a Finding (stated test, effect with a 95% CI over seeds,
-verdict), the runs of one task (Context), paired comparisons and the verdict rules.
+"""What every claim shares: a Finding (stated test, tested parts, verdict), the runs of one
+task (Context), paired comparisons and the thresholds the verdicts use.
 
-Verdict rules (docs/findings.md):
-- inconclusive: a compared group has fewer than MIN_SEEDS seeds with usable runs (or none);
-  ``missing`` then names the findings-study cells this task lacks.
-- directional claims: supported when the CI of the (paired) difference excludes 0 in the
-  claimed direction; otherwise not supported (CI includes 0, or points the other way).
-- equivalence claims: supported when the CI lies inside (-margin, +margin); otherwise not
-  supported (equivalence could not be shown at this margin).
+Verdict rules (docs/findings.md; the tests themselves are in claims.verdicts):
+- not testable: the reference model did not learn the task at the judged setting (its mean
+  score closes less than LEARN_FRACTION of the gap from chance to a perfect score).
+- inconclusive: a compared group has fewer than MIN_SEEDS seeds with usable runs at one
+  complete setting (``missing`` names the cells this task lacks), or no outcome is
+  significant after Holm.
+- supported: every part's outcome is the one the claim expects; not supported: some part's
+  outcome contradicts it (e.g. "worse", or "equivalent" where an effect was claimed).
 One Finding per claim and task: a claim can hold on one modality and fail on another.
 """
 
@@ -20,18 +21,52 @@ from functools import cached_property
 
 import pandas as pd
 
-from resnorm.report.analysis.stats import Estimate, difference
-from resnorm.report.claims.needs import MIN_SEEDS, NEEDS, Cell
+from resnorm.report.analysis.stats import NONE, Estimate, difference
+from resnorm.report.claims.missing import by_cell, missing_cells
+from resnorm.report.claims.needs import MIN_SEEDS, NEEDS, SEEDS
+from resnorm.report.claims.verdicts import (
+    BETTER,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    NOT_SUPPORTED,
+    NOT_TESTABLE,
+    NOT_WORSE,
+    SUPPORTED,
+    Part,
+    combine,
+)
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+__all__ = [
+    "BETTER",
+    "EQUIVALENT",
+    "NOT_WORSE",
+    "SUPPORTED",
+    "NOT_SUPPORTED",
+    "NOT_TESTABLE",
+    "Part",
+]
+
 # Equivalence margins (absolute, in the headline metric's units).
 MARGINS = {"test/acc": 0.02, "test/bpc": 0.05}
+# The smallest score difference that matters for a directional claim.
+MIN_EFFECTS = {"test/acc": 0.01, "test/bpc": 0.02}
+# The same for the probe quantities some claims compare (their own units).
+PROBE_MIN_EFFECTS = {
+    "init_grad_slope": 0.1,  # ln-growth across the stack: a 10% rise first -> last layer
+    "init_grad_spread": 0.1,  # ln(max/min) of per-layer gradient norms
+    "init_cos_last": 0.05,  # mean pairwise token cosine
+    "lr_sensitivity": 0.05,  # nats
+    "params": 1.0,  # parameters
+    "train_s_per_step": 1e-4,  # seconds
+}
+# A reference model "learned the task" when its mean closes this much of chance -> perfect.
+LEARN_FRACTION = 0.25
 # Keys on which two runs of different variants are paired: same task, setting and seed.
 PAIR_KEYS = ("depth", "dim", "lr", "warmup_steps", "max_steps", "seed")
 # Init-time probes do not depend on lr / warmup / budget: pair on architecture and seed only,
 # so runs of an LR grid are not counted as extra (identical) replicates.
 INIT_KEYS = ("depth", "dim", "seed")
-DEEP_MIN = 6  # "deep" claims are judged at the deepest depth both arms share, if >= this
+DEEP_MIN = 6  # "deep" claims are judged at the deepest complete depth both arms share, if >= this
 
 
 @dataclass
@@ -49,6 +84,11 @@ class Finding:
     missing: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     needs: str = ""
+    parts: list[Part] = field(default_factory=list)
+    outcome: str = ""  # the headline part's outcome (better / equivalent / worse / ...)
+    fixed: str | None = None  # verdict of an exact, non-statistical check
+    untestable: str = ""  # why the reference did not learn the task here
+    cell_key: str = ""
 
     def effect_text(self) -> str:
         if not math.isfinite(self.effect):
@@ -56,6 +96,24 @@ class Finding:
         if self.ci is None:
             return f"{self.effect:.4g} (no CI)"
         return f"{self.effect:.4g} [{self.ci[0]:.4g}, {self.ci[1]:.4g}]"
+
+    @property
+    def p_holm(self) -> float:
+        """Holm-adjusted p-value of the headline part's expected outcome (NaN if untested)."""
+        if not self.parts:
+            return math.nan
+        head = self.parts[0]
+        return head.p_adj.get(head.expect, math.nan)
+
+    @property
+    def not_testable(self) -> bool:
+        """The reference did not learn the task where the claim could be judged. (Missing
+        runs come first: without a comparison the finding is inconclusive.)"""
+        return bool(self.untestable) and any(p.testable for p in self.parts)
+
+    def verdict_text(self) -> str:
+        shown = self.outcome and self.verdict in (SUPPORTED, NOT_SUPPORTED)
+        return f"{self.verdict} ({self.outcome})" if shown else self.verdict
 
 
 @dataclass
@@ -79,11 +137,15 @@ class Context:
     def margin(self) -> float:
         return MARGINS.get(self.metric, 0.02)
 
+    @property
+    def min_effect(self) -> float:
+        return MIN_EFFECTS.get(self.metric, 0.01)
+
     @cached_property
     def index(self) -> tuple[dict, dict]:
         """Usable seeds, and statuses of unusable runs, per (arch, depth, lr, warmup)."""
         bad = self.all_runs[~self.all_runs["usable"]]
-        return _by_cell(self.runs, "seed"), _by_cell(bad, "status")
+        return by_cell(self.runs, "seed"), by_cell(bad, "status")
 
     @property
     def delta(self) -> str:
@@ -96,65 +158,69 @@ class Context:
             g = g[g[k] == v]
         return g
 
+    def learned(self, runs: pd.DataFrame) -> str:
+        """'' when these (reference) runs learned the task, else why the claim is not testable.
 
-CellKey = tuple[str, float, float, float]  # arch, depth, lr, warmup
+        Learned: the mean score closes LEARN_FRACTION of the gap from chance to perfect
+        (accuracy 1, bits per char 0). No runs: '' (the claim is inconclusive instead).
+        """
+        if runs.empty or "chance" not in runs:
+            return ""
+        chance = runs["chance"].dropna()
+        if chance.empty:
+            return ""
+        mean, base = float(runs["value"].mean()), float(chance.iloc[0])
+        perfect = 0.0 if self.sign < 0 else 1.0
+        frac = (mean - base) / (perfect - base) if perfect != base else math.nan
+        if math.isfinite(frac) and frac >= LEARN_FRACTION:
+            return ""
+        arch = ", ".join(sorted(set(runs["arch"])))
+        return (
+            f"{arch} did not learn {self.task} here: mean {self.metric} {mean:.4g} vs chance "
+            f"{base:.4g} closes {frac:.0%} of the gap to perfect (needs {LEARN_FRACTION:.0%})"
+        )
+
+    def part(
+        self, name: str, est: Estimate, seeds: int, expect: str = BETTER, score: bool = True
+    ) -> Part:
+        """A part on scores (oriented so that better is > 0), threshold from the metric."""
+        threshold = self.margin if expect in (EQUIVALENT, NOT_WORSE) else self.min_effect
+        est = oriented(est, self.sign) if score else est
+        return Part(name, est, seeds, expect, threshold, MIN_SEEDS)
 
 
-def _by_cell(frame: pd.DataFrame, column: str) -> dict[CellKey, set]:
-    keys = ["arch", "depth", "lr", "warmup_steps"]
-    return {k: set(v.dropna()) for k, v in frame.groupby(keys)[column]} if len(frame) else {}
-
-
-def missing_cells(ctx: Context, cells: Sequence[Cell]) -> list[str]:
-    """Cells with fewer than MIN_SEEDS usable seeds in this task, with what is there."""
-    seeds_at, bad_at = ctx.index
-    out = []
-    for c in cells:
-        key = (c.arch, float(c.depth), float(c.lr), float(c.warmup))
-        seeds = sorted(int(x) for x in seeds_at.get(key, ()))
-        if len(seeds) < MIN_SEEDS:
-            bad = bad_at.get(key)
-            extra = f"; not usable: {', '.join(sorted(bad))}" if bad else ""
-            have = f"seeds {seeds}" if seeds else "no runs" + elsewhere(c, seeds_at)
-            out.append(f"{ctx.task} {c.label()} ({have}{extra})")
-    return out
-
-
-def elsewhere(c: Cell, seeds_at: dict[CellKey, set]) -> str:
-    """Where this variant does have runs, so a reader sees a near miss (e.g. another depth)."""
-    sets = [f"depth={d:g} lr={lr:g} warmup={w:g} (seeds {sorted(int(x) for x in s)})"
-            for (arch, d, lr, w), s in sorted(seeds_at.items()) if arch == c.arch]  # fmt: skip
-    if not sets:
-        return ""
-    more = f", +{len(sets) - 3} more" if len(sets) > 3 else ""
-    return f"; {c.arch} has runs at {', '.join(sets[:3])}{more}"
+def probe_part(name: str, est: Estimate, seeds: int, column: str, expect: str = BETTER) -> Part:
+    """A part on a probe quantity, oriented by the caller, with that quantity's threshold."""
+    return Part(name, est, seeds, expect, PROBE_MIN_EFFECTS[column], MIN_SEEDS)
 
 
 def shared_deepest(ctx: Context, *archs: str) -> float:
-    """Deepest depth every arch has usable runs at (NaN when there is none)."""
-    depths = [set(ctx.arm(a)["depth"].dropna()) for a in archs]
-    common = set.intersection(*depths) if depths else set()
-    return max(common) if common else math.nan
+    """Deepest depth at which every arch has a complete cell: MIN_SEEDS usable seeds at one
+    setting that all of them share (NaN when there is none). A lone deeper run of one seed
+    does not move the judged depth."""
+    setting = [k for k in PAIR_KEYS if k != "seed"]
+    cells = None
+    for a in archs:
+        g = ctx.arm(a)
+        counts = g.groupby(setting, dropna=False)["seed"].nunique() if len(g) else pd.Series()
+        done = set(counts[counts >= MIN_SEEDS].index)
+        cells = done if cells is None else cells & done
+    depths = [k[0] for k in cells or ()]
+    return max(depths) if depths else math.nan
 
 
 def no_deep(*archs: str) -> str:
-    return f"no depth ≥ {DEEP_MIN} at which {' and '.join(archs)} both have usable runs"
-
-
-def n_seeds(pairs: pd.DataFrame, a: pd.DataFrame, b: pd.DataFrame) -> int:
-    """Distinct seeds behind a comparison: of the pairs, or of the smaller unpaired group."""
-    if len(pairs):
-        return int(pairs["seed"].nunique())
-    return int(min(a["seed"].nunique(), b["seed"].nunique()))
+    return f"no depth ≥ {DEEP_MIN} at which {' and '.join(archs)} all have {MIN_SEEDS} usable seeds"
 
 
 def compare(
     a: pd.DataFrame, b: pd.DataFrame, value: str, keys: Sequence[str] = PAIR_KEYS
 ) -> tuple[Estimate, int]:
-    """a - b on a column, paired by setting and seed when possible; returns (estimate, seeds).
+    """a - b on a column, paired by setting and seed; returns (estimate, seeds).
 
-    Only runs of settings (keys other than the seed) that both groups have are compared:
-    without shared seeds the groups are compared unpaired, never across different settings.
+    Paired comparisons use the complete settings only (MIN_SEEDS paired seeds each) and
+    average each seed over them (analysis.stats.difference). Without shared seeds the groups
+    are compared unpaired, and then only at settings (keys other than the seed) both have.
     """
     a = a[a[value].notna()]
     b = b[b[value].notna()]
@@ -163,60 +229,58 @@ def compare(
         common = a[setting].drop_duplicates().merge(b[setting].drop_duplicates(), on=setting)
         a, b = a.merge(common, on=setting), b.merge(common, on=setting)
     if a.empty or b.empty:
-        return Estimate(math.nan, None, None, 0), 0
-    est, pairs = difference(a, b, list(keys), value)
-    return est, n_seeds(pairs, a, b)
+        return NONE, 0
+    est, pairs = difference(a, b, list(keys), value, MIN_SEEDS)
+    if len(pairs):
+        return est, int(pairs["seed"].nunique())
+    return est, int(min(a["seed"].nunique(), b["seed"].nunique()))
 
 
 def oriented(est: Estimate, sign: int) -> Estimate:
     """The same estimate with 'better' pointing up (flips bits-per-char differences)."""
-    if sign > 0:
-        return est
-    low, high = (-est.high, -est.low) if est.has_ci else (None, None)
-    return Estimate(-est.mean, low, high, est.n, est.paired)
+    return est if sign > 0 else est.flipped()
 
 
-def directional(est: Estimate, seeds: int, positive: bool = True) -> str:
-    """Verdict of a claim that the difference is > 0 (or < 0 with positive=False)."""
-    if seeds < MIN_SEEDS or not est.has_ci:
-        return INCONCLUSIVE
-    ok = est.low > 0 if positive else est.high < 0
-    return SUPPORTED if ok else NOT_SUPPORTED
+def fill(f: Finding, parts: Sequence[Part], ctx: Context, cell_key: str) -> Finding:
+    """Attach the tested parts (the first is the headline) and what the finding needs.
+
+    The verdict is set later, once the report's Holm family is known (``finish``).
+    """
+    f.parts, f.cell_key = list(parts), cell_key
+    head = parts[0].est if parts else NONE
+    f.effect, f.n = head.mean, head.n
+    f.ci = (head.low, head.high) if head.has_ci else None
+    seeds = ",".join(str(s) for s in SEEDS)
+    f.needs = f"{ctx.task}: " + "; ".join(c.label() for c in NEEDS[cell_key]) + f"; seeds {seeds}"
+    f.missing = missing_cells(ctx, NEEDS[cell_key])
+    return f
 
 
-def equivalence(est: Estimate, seeds: int, margin: float) -> str:
-    if seeds < MIN_SEEDS or not est.has_ci:
-        return INCONCLUSIVE
-    return SUPPORTED if -margin < est.low and est.high < margin else NOT_SUPPORTED
-
-
-def combine(verdicts: Sequence[str]) -> str:
-    """All parts must hold: any inconclusive part makes the whole inconclusive, unless
-    another part already failed (then the claim is not supported whatever the rest says)."""
-    if NOT_SUPPORTED in verdicts:
-        return NOT_SUPPORTED
-    if INCONCLUSIVE in verdicts:
-        return INCONCLUSIVE
-    return SUPPORTED
-
-
-def fill(f: Finding, est: Estimate, verdict: str, ctx: Context, cell_key: str) -> Finding:
-    """Set effect, CI, n and verdict; name the missing cells when the data fell short."""
-    f.effect, f.n, f.verdict = est.mean, est.n, verdict
-    f.ci = (est.low, est.high) if est.has_ci else None
-    f.needs = f"{ctx.task}: " + "; ".join(c.label() for c in NEEDS[cell_key]) + "; seeds 0,1,2"
-    if verdict == INCONCLUSIVE:
-        f.missing = missing_cells(ctx, NEEDS[cell_key]) or [
-            f"{ctx.task}: fewer than {MIN_SEEDS} seeds shared by the compared runs"
-        ]
+def finish(f: Finding, ctx: Context | None = None) -> Finding:
+    """Set the verdict from the parts' (Holm-adjusted) outcomes."""
+    if f.not_testable:
+        f.verdict = NOT_TESTABLE
+    elif f.fixed is not None:
+        f.verdict = f.fixed
+    else:
+        f.verdict = combine(f.parts)
+    f.outcome = f.parts[0].outcome if f.parts and f.fixed is None else ""
+    f.details = [p.text() for p in f.parts] + f.details
+    if f.not_testable:
+        f.details.insert(0, f.untestable)
+    if f.verdict != INCONCLUSIVE:
+        f.missing = []
+    elif not f.missing:
+        f.missing = [f"{f.task}: more seeds, or an effect clear of the Holm-corrected threshold"]
     return f
 
 
 def describe(name: str, est: Estimate, seeds: int) -> str:
+    """A reported (untested) comparison: mean, 95% CI and seeds."""
     if est.n == 0:
         return f"{name}: no runs to compare"
     paired = "paired" if est.paired else "unpaired"
-    return f"{name}: {est.text('{:.4g}')} ({paired}, n={est.n}, seeds={seeds})"
+    return f"{name}: {est.text('{:.4g}')} ({paired}, n={est.n}, seeds={seeds}; not tested)"
 
 
 ClaimFn = Callable[[Context], Finding]

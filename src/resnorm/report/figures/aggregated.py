@@ -57,7 +57,7 @@ def depth_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> Fig 
         "depth",
         "depth",
         "Headline metric vs depth",
-        "Mean over seeds with 95% bootstrap CI (no bar: fewer than 2 seeds). Each task "
+        "Mean over seeds with 95% t-interval (no bar: fewer than 2 seeds). Each task "
         "at its most common lr / warmup / budget.",
     )
 

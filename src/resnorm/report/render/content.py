@@ -9,11 +9,12 @@ from collections import Counter
 import pandas as pd
 
 from resnorm.report.analysis import lr_sensitivity
-from resnorm.report.analysis.stats import LEVEL, N_RESAMPLES
+from resnorm.report.analysis.stats import LEVEL
 from resnorm.report.analysis.table import TARGET_FRACTION, group_keys
 from resnorm.report.build import ReportData
 from resnorm.report.claims.needs import MIN_SEEDS
-from resnorm.report.claims.rules import MARGINS
+from resnorm.report.claims.rules import LEARN_FRACTION, MARGINS, MIN_EFFECTS, PROBE_MIN_EFFECTS
+from resnorm.report.claims.verdicts import ALPHA
 from resnorm.report.sources.rows import USABLE
 
 Table = tuple[list[str], list[list[str]]]
@@ -106,9 +107,18 @@ def targets_line(data: ReportData) -> str:
 
 
 def findings_table(data: ReportData) -> Table:
-    head = ["claim", "task", "verdict", "effect [95% CI]", "unit", "n", "source"]
+    head = ["claim", "task", "verdict", "effect [95% CI]", "unit", "n", "p (Holm)", "source"]
     rows = [
-        [f"({f.id}) {f.claim}", f.task, f.verdict, f.effect_text(), f.unit, str(f.n), f.source]
+        [
+            f"({f.id}) {f.claim}",
+            f.task,
+            f.verdict_text(),
+            f.effect_text(),
+            f.unit,
+            str(f.n),
+            fmt(f.p_holm, 3) if math.isfinite(f.p_holm) else "–",
+            f.source,
+        ]
         for f in data.findings
     ]
     return head, rows
@@ -146,24 +156,33 @@ def not_aggregated(data: ReportData) -> Table:
 
 def methods() -> list[str]:
     margins = ", ".join(f"{m} ±{v:g}" for m, v in MARGINS.items())
+    minimums = ", ".join(f"{m} {v:g}" for m, v in MIN_EFFECTS.items())
+    probes = ", ".join(f"{m} {v:g}" for m, v in PROBE_MIN_EFFECTS.items())
     return [
         f"Aggregation: a cell's runs are its seeds. Only runs with status {' or '.join(USABLE)} "
         "are aggregated; running, failed and pruned runs are listed, never averaged. A "
         "diverged run whose parameters became non-finite has no test metric and counts at "
         "chance level (accuracy = majority/uniform chance, bpc = log2 of the vocabulary).",
-        f"Confidence intervals: {LEVEL:.0%} percentile bootstrap of the mean, {N_RESAMPLES} "
-        "resamples, fixed RNG seed (numpy). One value: no CI is shown and nothing is concluded. "
-        "With 3 seeds a percentile bootstrap is narrow (it cannot reach beyond the observed "
-        "values): read it as a description of the seeds, not as a population guarantee.",
-        "Paired comparisons: two variants are compared on runs that share task, depth, width, "
-        "lr, warmup, step budget and seed; the bootstrap resamples the per-pair differences. "
-        "Quantities measured at initialisation pair on depth, width and seed only. Without "
-        "shared seeds the groups are resampled independently (marked 'unpaired').",
-        f"Verdicts: inconclusive when a compared group has fewer than {MIN_SEEDS} seeds or runs "
-        "are missing (the missing configurations are named); a directional claim is supported "
-        "when the CI excludes 0 in the claimed direction, otherwise not supported; an "
-        "equivalence claim is supported when the whole CI lies within the margin "
-        f"({margins}), otherwise not supported. Multi-part claims need every part.",
+        f"Confidence intervals: {LEVEL:.0%} Student-t interval of the mean over seeds "
+        "(Welch's for unpaired groups). One value: no CI is shown and nothing is concluded.",
+        "Pairing: two variants are compared on runs that share task, depth, width, lr, warmup, "
+        "step budget and seed (quantities measured at initialisation: depth, width and seed). "
+        f"Only complete settings count (≥ {MIN_SEEDS} paired seeds); each seed's differences "
+        "are averaged over them, so n is the number of seeds, never seeds × settings. "
+        "Without shared seeds the groups are compared unpaired (Welch).",
+        "Tests: each part of a claim states the outcome it expects and a minimum effect that "
+        f"matters (scores: {minimums}; probes: {probes}), which is also the equivalence "
+        f"margin ({margins}). Its hypotheses are one-sided t-tests: better (effect > 0 and the "
+        "mean ≥ the minimum), worse (the mirror), equivalent (TOST within ± the margin) and, "
+        "for non-inferiority, not worse. All hypotheses of one report form one "
+        f"Holm–Bonferroni family at α = {ALPHA:g}: the chance of any false declaration in the "
+        "report is at most 5%.",
+        "Verdicts: supported when every part has its expected outcome; not supported when "
+        "some part contradicts it (the outcome is shown: 'worse', or 'equivalent' where an "
+        "effect was claimed, or 'better' where equivalence was); not testable when the "
+        f"reference model did not learn the task (its mean closes < {LEARN_FRACTION:.0%} of "
+        "the gap from chance to perfect); otherwise inconclusive, naming the missing runs. "
+        "Deep claims are judged at the deepest depth where both arms have a complete cell.",
         lr_sensitivity.DEFINITION,
         "Divergence: non-finite loss or gradient, or smoothed loss above a multiple of the "
         "initial loss (thresholds in each run's stability.json). Loss spike: a step whose loss "

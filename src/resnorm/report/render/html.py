@@ -12,7 +12,12 @@ from resnorm.report.build import ReportData
 from resnorm.report.render import content
 
 INDEX_HTML = "index.html"
-VERDICT_CLASS = {"supported": "ok", "not supported": "no", "inconclusive": "maybe"}
+VERDICT_CLASS = {
+    "supported": "ok",
+    "not supported": "no",
+    "inconclusive": "maybe",
+    "not testable": "maybe",
+}
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -44,7 +49,9 @@ def table(t: content.Table, verdict_col: int | None = None) -> str:
         return "<p><em>No data.</em></p>"
     out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
     for r in rows:
-        cls = VERDICT_CLASS.get(r[verdict_col], "") if verdict_col is not None else ""
+        cls = (
+            VERDICT_CLASS.get(r[verdict_col].split(" (")[0], "") if verdict_col is not None else ""
+        )
         out.append(f'<tr class="{cls}">' if cls else "<tr>")
         out += [f"<td>{escape(str(c))}</td>" for c in r]
         out.append("</tr>")
@@ -76,7 +83,7 @@ def findings_html(data: ReportData) -> str:
         items.append(f"<li class='small'>Needs: {escape(f.needs)}</li>")
         parts.append(
             f"<details><summary><span class='{cls}'>({escape(f.id)}) "
-            f"{escape(f.claim)} — {escape(f.task)}: <b>{escape(f.verdict)}</b></span>"
+            f"{escape(f.claim)} — {escape(f.task)}: <b>{escape(f.verdict_text())}</b></span>"
             f"</summary><ul>{''.join(items)}</ul></details>"
         )
     return "".join(parts)

@@ -60,7 +60,7 @@ def render(data: ReportData) -> str:
     lines += ["## Findings", ""] + md_table(content.findings_table(data))
     for f in data.findings:
         lines += [
-            f"### ({f.id}) {f.claim} — {f.task}: **{f.verdict}**",
+            f"### ({f.id}) {f.claim} — {f.task}: **{f.verdict_text()}**",
             "",
             f"- Source: {f.source}",
             f"- Test: {f.test}",
