@@ -7,8 +7,8 @@
 #   4. the harness vs a plain loop on the GPU (image_digits, 300 steps x 3 rounds)
 #   5. a trainer=gpu run, then the quick study on the GPU (skip with QUICK_STUDY=0)
 #   6. packed training (skip with PACK=0): per-model step time at k = 1..16 members, and
-#      runs/hour of the full findings study (300 runs) packed by PACK_SIZE against a
-#      4-run unpacked sample of the same study
+#      runs/hour of the findings study at seeds 0-2 (432 runs) packed by PACK_SIZE against
+#      a 4-run unpacked sample of the same study
 # Usage: benchmarks/gpu_check.sh [OUT_DIR]      (needs resnorm importable and a CUDA device)
 set -euo pipefail
 out=${1:-gpu_check_out}
@@ -39,7 +39,7 @@ run() { echo "\$ resnorm $*"; $py -m resnorm.cli "$@"; }
       $py -c "print(f'$label: {$n} runs in {($(date +%s%N) - $t0) / 1e9:.1f} s, ' \
                  f'{$n * 3600e9 / ($(date +%s%N) - $t0):.0f} runs/hour')"
     }
-    rate unpacked_sample task=image_digits +case=pre_ln,post_ln seed=0,1
-    rate packed_findings pack="$k"
+    rate unpacked_sample pack=1 task=image_digits +case=pre_ln,post_ln seed=0,1
+    rate packed_findings pack="$k" seed=0,1,2
   fi
 } 2>&1 | tee "$out/gpu_check.log"

@@ -76,20 +76,22 @@ def test_paired_difference_of_identical_inputs_is_exactly_zero():
     est, pairs = stats.difference(a, a.copy(), ["depth", "seed"], "value")
     assert est.paired and len(pairs) == 3
     assert est.mean == 0.0 and est.low == 0.0 and est.high == 0.0
-    # no spread and no difference: equivalent at any margin, never "better"
-    assert _part(est, 3, verdicts.EQUIVALENT, 0.02).outcome == verdicts.EQUIVALENT
+    # no spread: the exact sign test's p = 2^-3 = 0.125, so three seeds decide nothing
+    assert est.p_above(-0.02) == 0.125 and est.p_above(0.0) == 1.0
+    assert _part(est, 3, verdicts.EQUIVALENT, 0.02).outcome == verdicts.INCONCLUSIVE
 
 
 def test_pairing_removes_seed_to_seed_variation():
     # seed effects are huge, the variant effect is a constant +0.01: only pairing sees it
-    seed_effect = [0.2, 0.5, 0.9, 0.3, 0.7]
-    a = _runs([s + 0.01 for s in seed_effect], [0, 1, 2, 3, 4])
-    b = _runs(seed_effect, [0, 1, 2, 3, 4])
+    seed_effect = [0.2, 0.5, 0.9, 0.3, 0.7, 0.4, 0.6, 0.8]
+    a = _runs([s + 0.01 for s in seed_effect], list(range(8)))
+    b = _runs(seed_effect, list(range(8)))
     paired, _ = stats.difference(a, b, ["seed"], "value")
     unpaired = stats.unpaired_difference(a["value"], b["value"])
     assert paired.paired and paired.low == pytest.approx(0.01)
     assert paired.high == pytest.approx(0.01)
-    assert _part(paired, 5).outcome == verdicts.BETTER
+    # equal differences: sign test p = 2^-8, Holm x3 hypotheses = 0.012
+    assert _part(paired, 8).outcome == verdicts.BETTER
     assert unpaired.low < 0 < unpaired.high  # the same data, unpaired: cannot tell
 
 

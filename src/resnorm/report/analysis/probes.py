@@ -17,6 +17,7 @@ import pandas as pd
 from resnorm.report.analysis.stats import log_slope, spread_of_log
 
 GRAD_KIND = "block"  # per-layer norm of all of a block's gradients: sqrt(attn² + ffn²)
+TRAIN_TAIL = 5  # logged train-loss points averaged at the end: one batch's loss is noisy
 
 
 def grad_profile(probe: dict[str, Any] | None, kind: str = GRAD_KIND) -> list[float] | None:
@@ -59,9 +60,29 @@ def _max_logit(probe: dict[str, Any] | None) -> float:
     return float(np.max([np.max(h) for h in probe["attn_max_logit"]]))
 
 
+def final_train_loss(curve: pd.DataFrame | None) -> float:
+    """Mean of the last TRAIN_TAIL logged training losses (NaN without a curve)."""
+    if not isinstance(curve, pd.DataFrame) or curve.empty or "train/loss" not in curve:
+        return math.nan
+    return float(curve["train/loss"].tail(TRAIN_TAIL).mean())
+
+
+def rms_drift(init: dict[str, Any] | None, final: dict[str, Any] | None) -> float:
+    """Mean over layers of |ln(final / init)| of the residual stream's RMS: how far the
+    scale of each block's input moved during training (0 = not at all)."""
+    a, b = layer_series(init, "residual_rms"), layer_series(final, "residual_rms")
+    if not a or not b or len(a) != len(b):
+        return math.nan
+    x, y = np.asarray(a), np.asarray(b)
+    if np.any(x <= 0) or np.any(y <= 0) or not np.all(np.isfinite(y)):
+        return math.nan
+    return float(np.mean(np.abs(np.log(y / x))))
+
+
 def add_probe_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Columns: init_grad_slope, init_grad_spread, init/final_cos_last, init/final entropy and
-    max logit; NaN where a run has no probe."""
+    max logit, rms_drift, final_train_loss and gen_gap (test loss − final train loss); NaN
+    where a run has no probe or curve."""
     df = df.copy()
     init, final = df["init_probe"], df["final_probe"]
     profiles = [grad_profile(p) for p in init]
@@ -74,4 +95,8 @@ def add_probe_columns(df: pd.DataFrame) -> pd.DataFrame:
             float(np.mean(v)) if (v := layer_series(p, "attn_entropy")) else math.nan for p in col
         ]
         df[f"{phase}_attn_max_logit"] = [_max_logit(p) for p in col]
+    df["rms_drift"] = [rms_drift(a, b) for a, b in zip(init, final, strict=True)]
+    curves = df["curve"] if "curve" in df else [None] * len(df)
+    df["final_train_loss"] = [final_train_loss(c) for c in curves]
+    df["gen_gap"] = df["test_loss"] - df["final_train_loss"]
     return df

@@ -10,7 +10,9 @@ Conventions (stated in the report's Methods section and docs/findings.md):
   could never pass a multiplicity correction. The t-interval is exact for normal per-seed
   noise; tests/test_report_calibration.py measures its error rates on skewed noise too.
 - Tests are one-sided t-tests against a threshold; ``holm`` adjusts a report's p-values
-  for the number of hypotheses tested in it.
+  for the number of hypotheses tested in it. When every value is the same (ties of a
+  discrete measure, censoring), the t statistic is undefined and the exact sign test's
+  p-value (2^-n) is used instead: valid, and never overconfident.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ class Estimate:
         """One-sided p-value of H0: true mean <= x (small p: evidence the mean is above x)."""
         if not self.has_ci or self.se is None or not math.isfinite(self.mean):
             return math.nan
-        if self.se == 0:  # no spread (a deterministic quantity): the mean is the truth
-            return 0.0 if self.mean > x else 1.0
+        if self.se == 0:  # every value equal (ties, censoring): the exact sign test's p
+            return 0.5**self.n if self.mean > x else 1.0
         return float(sps.t.sf((self.mean - x) / self.se, self.df))
 
     def p_below(self, x: float) -> float:

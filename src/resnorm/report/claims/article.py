@@ -40,8 +40,9 @@ def claim_i(ctx: Context) -> Finding:
         ARTICLE,
         ctx.task,
         "params(pre_ln) − params(no_residual): the same model with the identity skip path "
-        "on vs off, paired by depth, dim and seed. Supported iff it is better (> 0 by at "
-        "least one parameter; one-sided t-test, Holm).",
+        "on vs off, paired by depth, dim and seed. An exact check (parameter counts are "
+        "deterministic): supported iff every pair has more parameters with the skip path; "
+        "not supported (equivalent) iff every pair has the same count.",
         unit="Δ parameters",
     )
     est, seeds = compare(
@@ -51,7 +52,18 @@ def claim_i(ctx: Context) -> Finding:
         "an identity residual x + F(x) has no weights; only rezero / layerscale add "
         "their scalar / vector gains",
     ]
-    return fill(f, [probe_part("params with − without residual", est, seeds, "params")], ctx, "i")
+    f = fill(f, [], ctx, "i")
+    f.effect, f.n = est.mean, est.n
+    f.ci = (est.low, est.high) if est.has_ci else None
+    pairs = pair(_init_arm(ctx, "pre_ln"), _init_arm(ctx, "no_residual"), list(INIT_KEYS), "params")
+    if seeds < MIN_SEEDS:
+        f.fixed = INCONCLUSIVE
+    elif (pairs["diff"] > 0).all():
+        f.fixed = SUPPORTED
+    else:
+        f.fixed = NOT_SUPPORTED
+        f.outcome = EQUIVALENT if (pairs["diff"] == 0).all() else ""
+    return f
 
 
 def _expected_norm_params(position: str, depth: float, dim: float) -> float:

@@ -6,13 +6,21 @@ import pandas as pd
 
 from resnorm.report.analysis.probes import add_probe_columns
 from resnorm.report.claims.article import claim_i, claim_j, claim_k, claim_l, claim_m
+from resnorm.report.claims.article_training import claim_o, claim_p, claim_q
 from resnorm.report.claims.literature_alternatives import claim_d, claim_e, claim_g, claim_h
-from resnorm.report.claims.literature_stability import claim_a, claim_b, claim_c, claim_f
+from resnorm.report.claims.literature_stability import (
+    claim_a,
+    claim_b,
+    claim_c,
+    claim_f,
+    claim_n,
+)
 from resnorm.report.claims.rules import ClaimFn, Context, Finding, finish
 from resnorm.report.claims.verdicts import resolve
 from resnorm.report.sources.rows import OBJECT_COLUMNS, usable
 
-# (a)-(h): what the literature says residuals and norms do; (i)-(m): the seed article.
+# (a)-(h), (n): what the literature says residuals and norms do; (i)-(m), (o)-(q): the
+# seed article.
 CLAIMS: list[ClaimFn] = [
     claim_a,
     claim_b,
@@ -27,6 +35,10 @@ CLAIMS: list[ClaimFn] = [
     claim_k,
     claim_l,
     claim_m,
+    claim_n,
+    claim_o,
+    claim_p,
+    claim_q,
 ]
 
 
@@ -34,8 +46,13 @@ def contexts(df: pd.DataFrame) -> list[Context]:
     """One Context per task present in the runs (usable or not)."""
     ok = add_probe_columns(usable(df))
     # narrow frames: every claim filters and merges many times, and pandas copies all columns
+    keep = ("val_curve",)  # claim (o) reads validation curves
     ok = ok[
-        [c for c in ok.columns if c not in OBJECT_COLUMNS and not c.startswith(("m_", "stab_"))]
+        [
+            c
+            for c in ok.columns
+            if (c in keep or c not in OBJECT_COLUMNS) and not c.startswith(("m_", "stab_"))
+        ]
     ]
     lean = df[["task", "arch", "depth", "lr", "warmup_steps", "seed", "status", "usable"]]
     out = []

@@ -2,7 +2,7 @@
 ``study=findings`` preset, and the report's "missing" lines.
 
 A cell is a variant (a conf/variant name, which its case file selects) at a depth, learning
-rate and warmup; every cell is run for seeds 0,1,2 on each embedded task.
+rate and warmup; every cell is run for each seed of SEEDS on each embedded task.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 DEEP, SHALLOW = 8, 2
 BASE_LR, BASE_WARMUP = 1e-3, 50
 LR_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
-SEEDS = (0, 1, 2)
+# Wortsman et al. 2023's half-decade grid, for their own claim (n)
+WORTSMAN_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+SEEDS = tuple(range(8))  # the findings study's seeds: paired t-tests need n well above 3
 MIN_SEEDS = 3  # fewer seeds than this never support or refute a finding
 TASKS = ("image_digits", "nlp_charlm", "speech_synth", "nlp_listops")
 
@@ -40,8 +42,8 @@ class Cell:
         return f"{self.arch} depth={self.depth} lr={self.lr:g} warmup={self.warmup}"
 
 
-def _lr_grid(*archs: str) -> tuple[Cell, ...]:
-    return tuple(Cell(a, lr=lr) for a in archs for lr in LR_GRID)
+def _lr_grid(*archs: str, grid: tuple[float, ...] = LR_GRID) -> tuple[Cell, ...]:
+    return tuple(Cell(a, lr=lr) for a in archs for lr in grid)
 
 
 NEEDS: dict[str, tuple[Cell, ...]] = {
@@ -63,6 +65,10 @@ NEEDS: dict[str, tuple[Cell, ...]] = {
     "k": (Cell("plain"), Cell("no_norm"), Cell("no_residual"), Cell("pre_ln")),
     "l": (Cell("uncentered_ln"), Cell("bert")),
     "m": (Cell("unscaled_attn"), Cell("pre_ln")),
+    "n": _lr_grid("pre_ln", "qk_norm", grid=WORTSMAN_GRID),
+    "o": (Cell("pre_ln"), Cell("no_residual")),
+    "p": (Cell("pre_ln"), Cell("no_norm")),
+    "q": (Cell("pre_ln"), Cell("no_norm")),
 }
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from resnorm.report.analysis.stats import NONE, Estimate, difference
 from resnorm.report.claims.missing import by_cell, missing_cells
 from resnorm.report.claims.needs import MIN_SEEDS, NEEDS, SEEDS
+from resnorm.report.claims.paper_settings import PAPER_SETTINGS
 from resnorm.report.claims.verdicts import (
     BETTER,
     EQUIVALENT,
@@ -56,8 +57,10 @@ PROBE_MIN_EFFECTS = {
     "init_grad_spread": 0.1,  # ln(max/min) of per-layer gradient norms
     "init_cos_last": 0.05,  # mean pairwise token cosine
     "lr_sensitivity": 0.05,  # nats
-    "params": 1.0,  # parameters
     "train_s_per_step": 1e-4,  # seconds
+    "steps_to_target": 50.0,  # steps: one validation interval of the findings study
+    "gen_gap": 0.02,  # nats: test loss − final train loss
+    "rms_drift": 0.1,  # mean |ln(final / init)| of the residual stream's RMS: ~10%
 }
 # A reference model "learned the task" when its mean closes this much of chance -> perfect.
 LEARN_FRACTION = 0.25
@@ -250,8 +253,8 @@ def fill(f: Finding, parts: Sequence[Part], ctx: Context, cell_key: str) -> Find
     head = parts[0].est if parts else NONE
     f.effect, f.n = head.mean, head.n
     f.ci = (head.low, head.high) if head.has_ci else None
-    seeds = ",".join(str(s) for s in SEEDS)
-    f.needs = f"{ctx.task}: " + "; ".join(c.label() for c in NEEDS[cell_key]) + f"; seeds {seeds}"
+    seeds = f"seeds {SEEDS[0]}–{SEEDS[-1]}"
+    f.needs = f"{ctx.task}: " + "; ".join(c.label() for c in NEEDS[cell_key]) + f"; {seeds}"
     f.missing = missing_cells(ctx, NEEDS[cell_key])
     return f
 
@@ -264,8 +267,11 @@ def finish(f: Finding, ctx: Context | None = None) -> Finding:
         f.verdict = f.fixed
     else:
         f.verdict = combine(f.parts)
-    f.outcome = f.parts[0].outcome if f.parts and f.fixed is None else ""
+    if f.fixed is None:
+        f.outcome = f.parts[0].outcome if f.parts else ""
     f.details = [p.text() for p in f.parts] + f.details
+    if f.cell_key in PAPER_SETTINGS:
+        f.details.append("Distance from the source's setting: " + PAPER_SETTINGS[f.cell_key])
     if f.not_testable:
         f.details.insert(0, f.untestable)
     if f.verdict != INCONCLUSIVE:
