@@ -180,8 +180,10 @@ def test_one_seed_cells_show_no_ci_and_support_nothing(sweep, tmp_path):
     assert res.returncode == 0, res.stderr
     md = (out / "report.md").read_text()
     assert md.count("(no CI)") >= 3
-    j = next(ln for ln in md.splitlines() if ln.startswith("| (j)"))
+    j = next(ln for ln in md.splitlines() if ln.startswith("| (j)") and "| image_digits |" in ln)
     assert "| inconclusive |" in j
+    matrix = next(ln for ln in md.splitlines() if ln.startswith("| (j)"))  # the verdict matrix
+    assert md.index("## Verdicts") < md.index("## Summary") and "inconclusive ·" in matrix
     assert "seeds [0]" in md
 
 

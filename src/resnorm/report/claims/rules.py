@@ -267,8 +267,11 @@ def finish(f: Finding, ctx: Context | None = None) -> Finding:
         f.verdict = f.fixed
     else:
         f.verdict = combine(f.parts)
-    if f.fixed is None:
-        f.outcome = f.parts[0].outcome if f.parts else ""
+    if f.fixed is None and f.parts:
+        # the outcome shown is the headline part's, or the part that refutes the claim
+        against = [i for i, p in enumerate(f.parts) if p.contradicts()]
+        i = against[0] if f.verdict == NOT_SUPPORTED and against else 0
+        f.outcome = f.parts[i].outcome if i == 0 else f"part {i + 1}: {f.parts[i].outcome}"
     f.details = [p.text() for p in f.parts] + f.details
     if f.cell_key in PAPER_SETTINGS:
         f.details.append("Distance from the source's setting: " + PAPER_SETTINGS[f.cell_key])

@@ -13,7 +13,6 @@ from matplotlib.figure import Figure
 from resnorm.report.analysis.frontier import (
     SETTINGS,
     SUCCESS_FRACTION,
-    definition,
     frontier_table,
 )
 from resnorm.report.figures.base import Fig, save, shared_legend
@@ -91,9 +90,12 @@ def frontier_figure(
     ax.grid(alpha=0.3)
     shared_legend(fig, [ax])
     caption = (
-        f"{definition(fraction)} Dot: median over seeds; bar: range over seeds; ^: the "
-        "largest LR of the grid, so the frontier is at least that; X (row 'none', under the "
-        "dotted line): not even the smallest LR succeeded."
+        "Max stable LR: the largest grid LR up to which every grid LR succeeded; a run "
+        "succeeds when it finished without diverging and closed at least "
+        f"{fraction:.0%} of the gap from chance to the task's best cell mean. Dot: median "
+        "over seeds; bar: range over seeds; ^ on the '≥' row: the frontier lies at or beyond "
+        "the largest LR; X on the 'none' row (under the dotted line): not even the smallest "
+        "LR succeeded."
     )
     return save(fig, out, f"frontier_{task}", "frontier", f"Trainability frontier: {task}",
                 caption)  # fmt: skip

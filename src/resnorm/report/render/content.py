@@ -18,6 +18,12 @@ from resnorm.report.claims.verdicts import ALPHA
 from resnorm.report.sources.rows import USABLE
 
 Table = tuple[list[str], list[list[str]]]
+HEADLINE = "depth"  # the figure shown under the verdicts: score vs depth per variant and task
+MATRIX_NOTE = (
+    "Each claim on each task: verdict (outcome) · effect [95% CI], in the claim's unit; "
+    "Holm-corrected over the whole report. The Findings section below has each test, its "
+    "parts, what is missing and how far the setting is from the source's."
+)
 SECTION_TITLES = {
     "depth": "Headline metric vs depth",
     "stability": "Stability heatmaps",
@@ -104,6 +110,25 @@ def targets_line(data: ReportData) -> str:
         f"the best cell's mean (override with --target TASK=VALUE); the median over runs "
         f"that reached it."
     )
+
+
+def verdict_matrix(data: ReportData) -> tuple[Table, list[list[str]]]:
+    """Claim × task: each cell the verdict (outcome) and effect [95% CI]; also each cell's
+    bare verdict, for colouring. Empty when the report has no findings."""
+    tasks = sorted({f.task for f in data.findings})
+    if not tasks:
+        return ([], []), []
+    by = {(f.id, f.task): f for f in data.findings}
+    claims = list(dict.fromkeys((f.id, f.claim) for f in data.findings))
+    rows, verdicts = [], []
+    for cid, claim in claims:
+        cells = [by.get((cid, t)) for t in tasks]
+        rows.append(
+            [f"({cid}) {claim}"]
+            + [f"{c.verdict_text()} · {c.effect_text()}" if c else "–" for c in cells]
+        )
+        verdicts.append([""] + [c.verdict if c else "" for c in cells])
+    return (["claim", *tasks], rows), verdicts
 
 
 def findings_table(data: ReportData) -> Table:

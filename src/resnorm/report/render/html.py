@@ -58,6 +58,21 @@ def table(t: content.Table, verdict_col: int | None = None) -> str:
     return "".join(out) + "</tbody></table>"
 
 
+def matrix(data: ReportData) -> str:
+    """The verdict matrix, each cell coloured by its own verdict."""
+    (head, rows), verdicts = content.verdict_matrix(data)
+    if not head:
+        return "<p><em>No findings.</em></p>"
+    out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for r, v in zip(rows, verdicts, strict=True):
+        cells = [
+            f'<td class="{VERDICT_CLASS.get(k, "")}">{escape(c)}</td>'
+            for c, k in zip(r, v, strict=True)
+        ]
+        out += ["<tr>", *cells, "</tr>"]
+    return "".join(out) + "</tbody></table>"
+
+
 def figure(f) -> str:
     data = base64.b64encode(Path(f.png).read_bytes()).decode("ascii")
     return (
@@ -107,6 +122,10 @@ def render(data: ReportData) -> str:
     if data.workspace:
         body.append(f"<p>W&amp;B workspace spec: <code>{escape(data.workspace)}</code></p>")
     body += [
+        "<h2 id='verdicts'>Verdicts</h2>",
+        f"<p>{escape(content.MATRIX_NOTE)}</p>",
+        matrix(data),
+        *(figure(f) for f in data.figs if f.section == content.HEADLINE),
         "<h2 id='summary'>Summary</h2>",
         "<p>Per task × variant × depth: headline test metric over seeds.</p>",
         table(content.summary_table(data)),
@@ -115,6 +134,8 @@ def render(data: ReportData) -> str:
         body.append(f"<p class='small'>{escape(t)}</p>")
     body += ["<h2 id='findings'>Findings</h2>", findings_html(data)]
     for section, title in content.SECTION_TITLES.items():
+        if section == content.HEADLINE:
+            continue  # drawn under the verdicts
         figs = [figure(f) for f in data.figs if f.section == section]
         if section == "lr":
             body += [

@@ -53,6 +53,8 @@ def render(data: ReportData) -> str:
         lines += [f"- {n}" for n in data.notes] + [""]
     if data.workspace:
         lines += [f"W&B workspace spec: {data.workspace}", ""]
+    lines += ["## Verdicts", "", content.MATRIX_NOTE, ""]
+    lines += md_table(content.verdict_matrix(data)[0]) + figures(data, content.HEADLINE)
     lines += ["## Summary", "", "Per task × variant × depth: headline test metric over seeds.", ""]
     lines += md_table(content.summary_table(data))
     if t := content.targets_line(data):
@@ -71,6 +73,8 @@ def render(data: ReportData) -> str:
             lines += ["- Missing: " + "; ".join(f.missing)]
         lines += [f"- Needs: {f.needs}", ""]
     for section, title in content.SECTION_TITLES.items():
+        if section == content.HEADLINE:
+            continue  # drawn under the verdicts
         figs = figures(data, section)
         if section == "lr":
             lines += [f"## {title}", "", lr_sensitivity.DEFINITION, ""]
