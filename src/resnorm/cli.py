@@ -17,6 +17,7 @@ commands:
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
   bench {block,harness,mfu,sweep,precision,wait_policy,optimizer,pack}
                               performance benchmarks (ratios measured side by side)
+  probe xiong [--out D]       Xiong et al. 2020's W² gradients at init, in their setting
 
 Run `resnorm train --help` for Hydra's help (config groups and their options).
 Set RESNORM_DEBUG=1 to see full tracebacks instead of one-line errors."""
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    if command in ("train", "bench") and choose_wait_policy():
+    if command in ("train", "bench", "probe") and choose_wait_policy():
         print("resnorm: other processes keep the cores busy; OpenMP threads will sleep "
               "between ops (OMP_WAIT_POLICY=PASSIVE)", file=sys.stderr)  # fmt: skip
     if command == "train":
@@ -67,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         from resnorm.report.cli import main as report_main
 
         return report_main(rest)
+    if command == "probe":
+        from resnorm.probes.cli import main as probe_main
+
+        return probe_main(rest)
     parser = argparse.ArgumentParser(prog="resnorm", usage=USAGE)
-    parser.error(f"unknown command {command!r}; allowed: train, report, bench")
+    parser.error(f"unknown command {command!r}; allowed: train, report, bench, probe")
     return 2
 
 
