@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from resnorm.report.analysis import lr_sensitivity
+from resnorm.report.analysis import frontier, lr_sensitivity
 from resnorm.report.analysis.table import add_steps_to_target, summary_table, targets
 from resnorm.report.claims.catalog import all_findings
 from resnorm.report.claims.rules import Finding
@@ -35,6 +35,7 @@ class ReportData:
     targets: dict[str, float]
     findings: list[Finding]
     lr_table: pd.DataFrame
+    frontier_table: pd.DataFrame
     figs: list[Fig] = field(default_factory=list)
     optuna: list[OptunaSection] = field(default_factory=list)
     workspace: str | None = None  # where the W&B workspace spec went
@@ -60,6 +61,7 @@ def build(
         targets=tgt,
         findings=all_findings(runs),
         lr_table=lr_sensitivity.table(runs),
+        frontier_table=frontier.frontier_table(runs),
     )
     data.figs = build_all(runs, out)
     if studies:

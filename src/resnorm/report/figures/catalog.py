@@ -8,6 +8,7 @@ import pandas as pd
 
 from resnorm.report.figures.aggregated import depth_figure, heatmap_figure, lr_figure
 from resnorm.report.figures.base import Fig, colors
+from resnorm.report.figures.frontier import frontier_figures
 from resnorm.report.figures.per_run import curve_figures, grad_init_figure, rank_collapse_figure
 
 
@@ -22,5 +23,6 @@ def build_all(df: pd.DataFrame, out: Path) -> list[Fig]:
         rank_collapse_figure(df, out, palette),
         *curve_figures(df, out, palette),
         lr_figure(df, out, palette),
+        *frontier_figures(df, out, palette),
     ]
     return [f for f in figs if f is not None]

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pandas as pd
 
-from resnorm.report.analysis import lr_sensitivity
+from resnorm.report.analysis import frontier, lr_sensitivity
 from resnorm.report.analysis.stats import LEVEL
 from resnorm.report.analysis.table import TARGET_FRACTION, group_keys
 from resnorm.report.build import ReportData
@@ -31,6 +31,7 @@ SECTION_TITLES = {
     "rank": "Rank collapse",
     "curves": "Training curves",
     "lr": "LR sensitivity",
+    "frontier": "Trainability frontier",
 }
 
 
@@ -159,6 +160,10 @@ def lr_table(data: ReportData) -> Table:
         for r in t.itertuples()
     ]
     return head, rows
+
+
+def frontier_table(data: ReportData) -> Table:
+    return frontier.frontier_rows(data.frontier_table)
 
 
 def not_aggregated(data: ReportData) -> Table:

@@ -7,7 +7,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from resnorm.report.analysis import lr_sensitivity
+from resnorm.report.analysis import frontier, lr_sensitivity
 from resnorm.report.build import ReportData
 from resnorm.report.render import content
 
@@ -142,6 +142,13 @@ def render(data: ReportData) -> str:
                 f"<h2 id='{section}'>{escape(title)}</h2>",
                 f"<p>{escape(lr_sensitivity.DEFINITION)}</p>",
                 table(content.lr_table(data)),
+                *figs,
+            ]
+        elif section == "frontier" and not data.frontier_table.empty:
+            body += [
+                f"<h2 id='{section}'>{escape(title)}</h2>",
+                f"<p>{escape(frontier.definition())}</p>",
+                table(content.frontier_table(data)),
                 *figs,
             ]
         elif figs:

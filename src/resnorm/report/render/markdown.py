@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from resnorm.report.analysis import lr_sensitivity
+from resnorm.report.analysis import frontier, lr_sensitivity
 from resnorm.report.build import ReportData
 from resnorm.report.render import content
 
@@ -79,6 +79,9 @@ def render(data: ReportData) -> str:
         if section == "lr":
             lines += [f"## {title}", "", lr_sensitivity.DEFINITION, ""]
             lines += md_table(content.lr_table(data)) + figs
+        elif section == "frontier" and not data.frontier_table.empty:
+            lines += [f"## {title}", "", frontier.definition(), ""]
+            lines += md_table(content.frontier_table(data)) + figs
         elif figs:
             lines += [f"## {title}", ""] + figs
     for sec in data.optuna:
