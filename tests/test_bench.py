@@ -75,3 +75,17 @@ def test_mfu_bench_divides_the_counted_flops_by_the_measured_step():
     assert row["achieved TFLOP/s"] == pytest.approx(flops / (row["step ms"] / 1e3) / 1e12)
     assert row["MFU"] == pytest.approx(row["achieved TFLOP/s"] / row["matmul peak TFLOP/s"])
     assert 0 < row["MFU"] < 1.5  # a count or a peak off by a factor would land outside
+
+
+def test_norm_bench_times_each_norm_forward_and_backward():
+    from resnorm.bench import norm
+
+    x = torch.randn(16, 32, requires_grad=True)
+    layer = norm.build_norm("rmsnorm", 32)
+    norm._step(layer, x, torch.ones(16, 32))()
+    assert x.grad is not None and layer.weight.grad is not None  # the backward really ran
+    rows = norm.run("cpu", widths=(32,), tokens=64)
+    assert [r["width"] for r in rows] == [32]
+    assert all(rows[0][f"{n} ms"] > 0 for n in norm.NORMS)
+    ratio = rows[0]["rmsnorm ms"] / rows[0]["layernorm ms"]
+    assert rows[0]["rmsnorm / layernorm"] == pytest.approx(ratio)

@@ -15,7 +15,7 @@ commands:
   train [-m] [overrides...]   train one config, or a multirun sweep with -m (Hydra syntax)
                               e.g. resnorm train task=image_digits variant=post_ln model.depth=8
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
-  bench {block,harness,mfu,sweep,precision,wait_policy,optimizer,pack}
+  bench {block,harness,mfu,sweep,precision,wait_policy,optimizer,pack,norm}
                               performance benchmarks (ratios measured side by side)
   probe xiong [--out D]       Xiong et al. 2020's W² gradients at init, in their setting
 

@@ -18,10 +18,11 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="resnorm bench", description=__doc__)
     benches = [
         "block", "harness", "mfu", "sweep", "precision", "wait_policy", "optimizer", "pack",
+        "norm",
     ]  # fmt: skip
     p.add_argument("which", choices=benches)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default=None, help="fp32 | bf16 (block, mfu)")
+    p.add_argument("--dtype", default=None, help="fp32 | bf16 (block, mfu, norm)")
     p.add_argument("--steps", type=int, default=300, help="harness, pack: steps per run")
     p.add_argument("--rounds", type=int, default=3, help="harness, pack: interleaved rounds")
     p.add_argument("--compile", action="store_true", help="mfu: also time torch.compile")
@@ -51,6 +52,10 @@ def main(argv: list[str]) -> int:
         from resnorm.bench import pack
 
         rows = pack.run(a.device, a.steps, a.rounds, a.overrides)
+    elif a.which == "norm":
+        from resnorm.bench import norm
+
+        rows = norm.run(a.device, dtype if a.dtype else "fp32")
     elif a.which == "optimizer":
         from resnorm.bench import optimizer
 

@@ -15,7 +15,6 @@ from resnorm.report.claims.rules import (
     describe,
     fill,
     no_deep,
-    probe_part,
     shared_deepest,
 )
 
@@ -103,15 +102,16 @@ def claim_g(ctx: Context) -> Finding:
 def claim_h(ctx: Context) -> Finding:
     f = Finding(
         "h",
-        "RMSNorm matches LayerNorm and is cheaper",
+        "RMSNorm matches LayerNorm (its cost: resnorm bench norm)",
         "Zhang & Sennrich 2019",
         ctx.task,
-        _equivalence_test(ctx, "rmsnorm_pre", "pre_ln") + " Cheaper: training seconds per "
-        "step (the run's step timer, summary throughput; else wall time / steps) "
-        "layernorm − rmsnorm better (> 0; one-sided t-test, Holm).",
+        _equivalence_test(ctx, "rmsnorm_pre", "pre_ln") + " The claim's other half, that "
+        "RMSNorm is cheaper, is measured where it means something: `resnorm bench norm` "
+        "times the norms at widths 512–4096 on the device at hand (docs/performance.md); "
+        "the step times of these dim-64 runs are shown, not tested.",
         unit=ctx.delta,
     )
     same = _equivalence_part(ctx, f, "rmsnorm_pre", "pre_ln")
-    cost, seeds = compare(ctx.arm("pre_ln"), ctx.arm("rmsnorm_pre"), "train_s_per_step")
-    saved = probe_part("train s/step layernorm − rmsnorm", cost, seeds, "train_s_per_step")
-    return fill(f, [same, saved], ctx, "h")
+    cost, seeds = compare(ctx.arm("rmsnorm_pre"), ctx.arm("pre_ln"), "train_s_per_step")
+    f.details = [describe("train s/step rmsnorm − layernorm (dim 64)", cost, seeds)]
+    return fill(f, [same], ctx, "h")

@@ -23,8 +23,8 @@ PAPER_SETTINGS: dict[str, str] = {
     "without warmup on translation/BERT; " + HERE + ", lr grid 1e-4 … 1e-1.",
     "g": "Zhu et al. 2025: ViT/ConvNeXt on ImageNet, LLaMA 7B–70B, DiT, wav2vec, each at "
     "tuned settings; " + HERE + ".",
-    "h": "Zhang & Sennrich 2019: translation models (d = 512) timed on GPUs; " + HERE + ", "
-    "time per step of dim-64 CPU runs (a coarse proxy for the cost part).",
+    "h": "Zhang & Sennrich 2019: translation models (d = 512) timed on GPUs; " + HERE + "; "
+    "the cost is timed by `resnorm bench norm` at widths 512–4096.",
     "i": "The seed article states it without a setting; " + HERE + ".",
     "j": "The seed article states it without a setting; " + HERE + ".",
     "k": "The seed article states it without a setting; " + HERE + ".",

@@ -57,7 +57,6 @@ PROBE_MIN_EFFECTS = {
     "init_grad_spread": 0.1,  # ln(max/min) of per-layer gradient norms
     "init_cos_last": 0.05,  # mean pairwise token cosine
     "lr_sensitivity": 0.05,  # nats
-    "train_s_per_step": 1e-4,  # seconds
     "steps_to_target": 50.0,  # steps: one validation interval of the findings study
     "gen_gap": 0.02,  # nats: test loss − final train loss
     "rms_drift": 0.1,  # mean |ln(final / init)| of the residual stream's RMS: ~10%
