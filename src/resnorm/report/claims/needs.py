@@ -14,6 +14,7 @@ BASE_LR, BASE_WARMUP = 1e-3, 50
 LR_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 # Wortsman et al. 2023's half-decade grid, for their own claim (n)
 WORTSMAN_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+E_DEPTHS = (DEEP, 16, 32)
 SEEDS = tuple(range(8))  # the findings study's seeds: paired t-tests need n well above 3
 MIN_SEEDS = 3  # fewer seeds than this never support or refute a finding
 TASKS = ("image_digits", "nlp_charlm", "speech_synth", "nlp_listops")
@@ -56,7 +57,8 @@ NEEDS: dict[str, tuple[Cell, ...]] = {
         Cell("no_residual", depth=SHALLOW),
     ),
     "d": (Cell("rezero"), Cell("pre_ln"), Cell("no_norm")),
-    "e": (Cell("deepnorm"), Cell("post_ln")),
+    # the depths at which plain Post-LN may fail; (e) is judged where it does
+    "e": tuple(Cell(a, depth=d) for a in ("deepnorm", "post_ln") for d in E_DEPTHS),
     "f": _lr_grid("pre_ln", "post_ln", "no_norm"),
     "g": (Cell("dyt_pre"), Cell("pre_ln")),
     "h": (Cell("rmsnorm_pre"), Cell("pre_ln")),

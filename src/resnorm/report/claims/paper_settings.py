@@ -18,7 +18,8 @@ PAPER_SETTINGS: dict[str, str] = {
     "d": "Bachlechner et al. 2020: 12–128 layers on enwik8 (d = 256–512), each model at "
     "its own tuned lr; " + HERE + ", shared with pre_ln.",
     "e": "Wang et al. 2022: 200–1000 layers (d = 512–1024), translation, where Post-LN "
-    "diverges from about 18 layers; " + HERE + ", a depth at which Post-LN may still train.",
+    "diverges from about 18 layers; " + HERE + ", judged at those of depths 8, 16, 32 where "
+    "Post-LN fails here.",
     "f": "Xiong et al. 2020 and Liu et al. 2020 report Pre-LN trains at larger lr and "
     "without warmup on translation/BERT; " + HERE + ", lr grid 1e-4 … 1e-1.",
     "g": "Zhu et al. 2025: ViT/ConvNeXt on ImageNet, LLaMA 7B–70B, DiT, wav2vec, each at "

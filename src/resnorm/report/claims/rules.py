@@ -196,10 +196,9 @@ def probe_part(name: str, est: Estimate, seeds: int, column: str, expect: str = 
     return Part(name, est, seeds, expect, PROBE_MIN_EFFECTS[column], MIN_SEEDS)
 
 
-def shared_deepest(ctx: Context, *archs: str) -> float:
-    """Deepest depth at which every arch has a complete cell: MIN_SEEDS usable seeds at one
-    setting that all of them share (NaN when there is none). A lone deeper run of one seed
-    does not move the judged depth."""
+def shared_depths(ctx: Context, *archs: str) -> list[float]:
+    """Depths at which every arch has a complete cell: MIN_SEEDS usable seeds at one setting
+    that all of them share. A lone deeper run of one seed adds no depth."""
     setting = [k for k in PAIR_KEYS if k != "seed"]
     cells = None
     for a in archs:
@@ -207,8 +206,13 @@ def shared_deepest(ctx: Context, *archs: str) -> float:
         counts = g.groupby(setting, dropna=False)["seed"].nunique() if len(g) else pd.Series()
         done = set(counts[counts >= MIN_SEEDS].index)
         cells = done if cells is None else cells & done
-    depths = [k[0] for k in cells or ()]
-    return max(depths) if depths else math.nan
+    return sorted({k[0] for k in cells or ()})
+
+
+def shared_deepest(ctx: Context, *archs: str) -> float:
+    """The deepest of ``shared_depths`` (NaN when there is none)."""
+    depths = shared_depths(ctx, *archs)
+    return depths[-1] if depths else math.nan
 
 
 def no_deep(*archs: str) -> str:
