@@ -26,6 +26,7 @@ def _arm(rng, task, arch, seeds: int, shift: float, seed_effect, skewed: bool, s
             "arch": arch,
             "depth": 8,
             "dim": 64,
+            "heads": 4,
             "lr": 1e-3,
             "warmup_steps": 50,
             "max_steps": 200,

@@ -48,7 +48,7 @@ def test_findings_study_size():
     assert params["seed"] == [str(s) for s in SEEDS]
     assert set(params["task"]) == set(TASKS)
     n = len(params["task"]) * len(params["+case"]) * len(params["seed"])
-    assert n == len(TASKS) * len(all_cells()) * len(SEEDS) == 4 * 40 * 8
+    assert n == len(TASKS) * len(all_cells()) * len(SEEDS) == 4 * 42 * 8
     assert len(SEEDS) >= 8  # paired t-tests at a Holm-corrected level need the seeds
 
 
@@ -58,7 +58,8 @@ def test_case_selects_its_variant_and_sets_only_depth_lr_warmup(name):
     case = yaml.safe_load((CONF / "case" / f"{name}.yaml").read_text())
     assert case["defaults"] == [{"override /variant": cell.arch}]
     assert set(case) == {"defaults", "model", "optim"}
-    assert set(case["model"]) == {"depth"} and set(case["optim"]) == {"lr", "warmup_steps"}
+    assert set(case["model"]) == ({"depth"} if cell.heads == 4 else {"depth", "heads"})
+    assert set(case["optim"]) == {"lr", "warmup_steps"}
 
 
 @pytest.mark.parametrize("name", sorted(cases()))
@@ -70,7 +71,8 @@ def test_case_composes_to_its_cell(compose_cfg, name):
     # the variant's own definition, at the cell's depth: nothing else overridden
     overrides = variant_overrides(model, model["variant"])
     default_depth = definitions()[cell.arch]["depth"]
-    assert overrides == ({} if cell.depth == default_depth else {"depth": cell.depth})
+    want = {} if cell.depth == default_depth else {"depth": cell.depth}
+    assert overrides == (want if cell.heads == 4 else {**want, "heads": cell.heads})
     assert arch_name(model["variant"], overrides, LEGACY_ARCH_FIELDS) == cell.arch
     assert legacy_arch(model, model["variant"]) == cell.arch  # old summaries: same name
     assert (model["depth"], cfg.optim.lr, cfg.optim.warmup_steps) == (

@@ -198,7 +198,7 @@ def test_groups_are_compared_only_within_a_shared_setting():
 
 def test_one_extra_deeper_seed_does_not_move_the_judged_depth():
     def arm(arch: str, depth: int, seeds: list[int]) -> pd.DataFrame:
-        return _runs([0.5] * len(seeds), seeds, arch=arch, depth=depth, dim=64, lr=1e-3,
+        return _runs([0.5] * len(seeds), seeds, arch=arch, depth=depth, dim=64, heads=4, lr=1e-3,
                      warmup_steps=50, max_steps=200)  # fmt: skip
 
     runs = pd.concat(

@@ -10,10 +10,13 @@ import pandas as pd
 from resnorm.report.analysis.stats import Estimate, pair
 from resnorm.report.claims.needs import MIN_SEEDS
 from resnorm.report.claims.rules import (
+    BETTER,
     EQUIVALENT,
     INCONCLUSIVE,
     INIT_KEYS,
     NOT_SUPPORTED,
+    NOT_WORSE,
+    PAIR_KEYS,
     SUPPORTED,
     Context,
     Finding,
@@ -175,20 +178,33 @@ def claim_l(ctx: Context) -> Finding:
     return f
 
 
+def _unscaled_advantage(ctx: Context, heads: int) -> pd.DataFrame:
+    """Per setting and seed: score(unscaled_attn) − score(pre_ln) at ``heads`` heads,
+    oriented so that > 0 means unscaled is better."""
+    p = pair(ctx.arm("unscaled_attn", heads=heads), ctx.arm("pre_ln", heads=heads),
+             list(PAIR_KEYS), "value")  # fmt: skip
+    p["gap"] = p["diff"] * ctx.sign
+    return p
+
+
 def claim_m(ctx: Context) -> Finding:
     f = Finding(
         "m",
         "The article's attention softmax(QKᵀ)V (no 1/√d_k) works like scaled attention",
         "seed article, §4.1",
         ctx.task,
-        f"Equivalence: score(unscaled_attn) − score(pre_ln), paired by setting and seed; "
-        f"supported iff TOST shows it within ±{ctx.margin:g} {ctx.metric} (Holm). Also "
-        f"reported: mean attention entropy and max attention logit at init and at the "
-        f"end (fixed probe batch).",
+        f"Two parts, paired by setting and seed. (1) Unscaled is not better: score(pre_ln) − "
+        f"score(unscaled_attn) is not worse than −{ctx.margin:g} {ctx.metric} "
+        f"(non-inferiority, over d_k = 16 and 64). (2) It gets worse as d_k grows: "
+        f"unscaled's advantage at d_k = 16 (4 heads) − at d_k = 64 (1 head) is better "
+        f"(> 0 by the minimum effect). One-sided t-tests, Holm. Also reported: attention "
+        f"entropy and max attention logit at init and at the end (fixed probe batch).",
         unit=ctx.delta,
     )
     un, ref = ctx.arm("unscaled_attn"), ctx.arm("pre_ln")
-    est, seeds = compare(un, ref, "value")
+    est, seeds = compare(ref, un, "value")
+    keys = tuple(k for k in PAIR_KEYS if k != "heads")
+    grows, s2 = compare(_unscaled_advantage(ctx, 4), _unscaled_advantage(ctx, 1), "gap", keys)
     f.details = []
     for col, name in (
         ("init_attn_entropy", "attention entropy at init (nats)"),
@@ -196,8 +212,15 @@ def claim_m(ctx: Context) -> Finding:
         ("final_attn_entropy", "attention entropy at the end (nats)"),
         ("final_attn_max_logit", "max attention logit at the end"),
     ):
-        d, s = compare(un, ref, col)
-        f.details.append(describe(f"{name}, unscaled − scaled", d, s))
-    f = fill(f, [ctx.part("score unscaled − scaled", est, seeds, EQUIVALENT)], ctx, "m")
+        for heads, dk in ((4, 16), (1, 64)):
+            d, s = compare(
+                ctx.arm("unscaled_attn", heads=heads), ctx.arm("pre_ln", heads=heads), col
+            )
+            f.details.append(describe(f"{name}, unscaled − scaled, d_k={dk}", d, s))
+    parts = [
+        ctx.part("score scaled − unscaled", est, seeds, NOT_WORSE),
+        ctx.part("unscaled's advantage d_k=16 − d_k=64", grows, s2, BETTER, score=False),
+    ]
+    f = fill(f, parts, ctx, "m")
     f.untestable = ctx.learned(ref)
     return f

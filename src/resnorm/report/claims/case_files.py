@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from resnorm.paths import conf_dir
-from resnorm.report.claims.needs import NEEDS, Cell, cases
+from resnorm.report.claims.needs import HEADS, NEEDS, Cell, cases
 
 STUDY = "findings"
 
@@ -22,15 +22,17 @@ def render(cell: Cell) -> str:
     """The case file of one cell: its variant, then depth, lr and warmup."""
     used_by = ", ".join(sorted(k for k, cells in NEEDS.items() if cell in cells))
     lr = f"{cell.lr:.1e}".replace("e-0", "e-").replace("e+0", "e")
+    heads = f"  heads: {cell.heads}\n" if cell.heads != HEADS else ""
     return (
         "# @package _global_\n"
         f"# study={STUDY} case: {cell.arch} depth={cell.depth} lr={cell.lr:g} "
-        f"warmup={cell.warmup}.\n"
+        f"warmup={cell.warmup}" + (f" heads={cell.heads}" if heads else "") + ".\n"
         f"# Needed by finding(s) {used_by} (src/resnorm/report/claims/needs.py).\n"
         "defaults:\n"
         f"  - override /variant: {cell.arch}\n"
         "model:\n"
         f"  depth: {cell.depth}\n"
+        f"{heads}"
         "optim:\n"
         f"  lr: {lr}\n"
         f"  warmup_steps: {cell.warmup}\n"

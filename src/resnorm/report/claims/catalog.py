@@ -54,7 +54,7 @@ def contexts(df: pd.DataFrame) -> list[Context]:
             if (c in keep or c not in OBJECT_COLUMNS) and not c.startswith(("m_", "stab_"))
         ]
     ]
-    lean = df[["task", "arch", "depth", "lr", "warmup_steps", "seed", "status", "usable"]]
+    lean = df[["task", "arch", "depth", "heads", "lr", "warmup_steps", "seed", "status", "usable"]]
     out = []
     for task in sorted(df["task"].dropna().unique()):
         out.append(Context(task, ok[ok["task"] == task], lean[lean["task"] == task]))

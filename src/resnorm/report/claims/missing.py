@@ -10,7 +10,7 @@ import pandas as pd
 
 from resnorm.report.claims.needs import MIN_SEEDS, Cell
 
-CellKey = tuple[str, float, float, float]  # arch, depth, lr, warmup
+CellKey = tuple[str, float, float, float, float]  # arch, depth, lr, warmup, heads
 
 
 class HasIndex(Protocol):
@@ -21,8 +21,10 @@ class HasIndex(Protocol):
 
 
 def by_cell(frame: pd.DataFrame, column: str) -> dict[CellKey, set]:
-    keys = ["arch", "depth", "lr", "warmup_steps"]
-    return {k: set(v.dropna()) for k, v in frame.groupby(keys)[column]} if len(frame) else {}
+    keys = ["arch", "depth", "lr", "warmup_steps", "heads"]
+    if not len(frame):
+        return {}
+    return {k: set(v.dropna()) for k, v in frame.groupby(keys, dropna=False)[column]}
 
 
 def missing_cells(ctx: HasIndex, cells: Sequence[Cell]) -> list[str]:
@@ -30,7 +32,7 @@ def missing_cells(ctx: HasIndex, cells: Sequence[Cell]) -> list[str]:
     seeds_at, bad_at = ctx.index
     out = []
     for c in cells:
-        key = (c.arch, float(c.depth), float(c.lr), float(c.warmup))
+        key = (c.arch, float(c.depth), float(c.lr), float(c.warmup), float(c.heads))
         seeds = sorted(int(x) for x in seeds_at.get(key, ()))
         if len(seeds) < MIN_SEEDS:
             bad = bad_at.get(key)
@@ -42,8 +44,8 @@ def missing_cells(ctx: HasIndex, cells: Sequence[Cell]) -> list[str]:
 
 def elsewhere(c: Cell, seeds_at: dict[CellKey, set]) -> str:
     """Where this variant does have runs, so a reader sees a near miss (e.g. another depth)."""
-    sets = [f"depth={d:g} lr={lr:g} warmup={w:g} (seeds {sorted(int(x) for x in s)})"
-            for (arch, d, lr, w), s in sorted(seeds_at.items()) if arch == c.arch]  # fmt: skip
+    sets = [f"depth={d:g} lr={lr:g} warmup={w:g} heads={h:g} (seeds {sorted(int(x) for x in s)})"
+            for (arch, d, lr, w, h), s in sorted(seeds_at.items()) if arch == c.arch]  # fmt: skip
     if not sets:
         return ""
     more = f", +{len(sets) - 3} more" if len(sets) > 3 else ""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 DEEP, SHALLOW = 8, 2
 BASE_LR, BASE_WARMUP = 1e-3, 50
+HEADS = 4  # conf/model/default.yaml: at width 64, d_k = 16
 LR_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 # Wortsman et al. 2023's half-decade grid, for their own claim (n)
 WORTSMAN_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
@@ -26,6 +27,7 @@ class Cell:
     depth: int = DEEP
     lr: float = BASE_LR
     warmup: int = BASE_WARMUP
+    heads: int = HEADS
 
     @property
     def case(self) -> str:
@@ -37,10 +39,13 @@ class Cell:
             name += "_lr" + f"{self.lr:.0e}".replace("e-0", "e-").replace("e+0", "e")
         if self.warmup != BASE_WARMUP:
             name += f"_w{self.warmup}"
+        if self.heads != HEADS:
+            name += f"_h{self.heads}"
         return name
 
     def label(self) -> str:
-        return f"{self.arch} depth={self.depth} lr={self.lr:g} warmup={self.warmup}"
+        heads = f" heads={self.heads}" if self.heads != HEADS else ""
+        return f"{self.arch} depth={self.depth} lr={self.lr:g} warmup={self.warmup}{heads}"
 
 
 def _lr_grid(*archs: str, grid: tuple[float, ...] = LR_GRID) -> tuple[Cell, ...]:
@@ -66,7 +71,8 @@ NEEDS: dict[str, tuple[Cell, ...]] = {
     "j": (Cell("pre_ln"), Cell("post_ln"), Cell("no_norm")),
     "k": (Cell("plain"), Cell("no_norm"), Cell("no_residual"), Cell("pre_ln")),
     "l": (Cell("uncentered_ln"), Cell("bert")),
-    "m": (Cell("unscaled_attn"), Cell("pre_ln")),
+    # d_k = 16 (4 heads) and 64 (1 head): does the missing 1/sqrt(d_k) hurt more as d_k grows?
+    "m": tuple(Cell(a, heads=h) for a in ("unscaled_attn", "pre_ln") for h in (HEADS, 1)),
     "n": _lr_grid("pre_ln", "qk_norm", grid=WORTSMAN_GRID),
     "o": (Cell("pre_ln"), Cell("no_residual")),
     "p": (Cell("pre_ln"), Cell("no_norm")),

@@ -30,8 +30,8 @@ PAPER_SETTINGS: dict[str, str] = {
     "j": "The seed article states it without a setting; " + HERE + ".",
     "k": "The seed article states it without a setting; " + HERE + ".",
     "l": "The seed article's formula, tested as a drop-in for BERT's Post-LN; " + HERE + ".",
-    "m": "The seed article's formula; " + HERE + ", 4 heads so d_k = 16: the missing "
-    "1/√d_k is a factor 4 (8 at the usual d_k = 64).",
+    "m": "The seed article's formula; " + HERE + ", with 4 heads (d_k = 16) and 1 head "
+    "(d_k = 64, the usual head width).",
     "o": "The seed article states it without a setting; " + HERE + ".",
     "p": "The seed article states it without a setting; " + HERE + ": 200 steps may be too "
     "few to overfit, and the gap is compared at equal steps, not at equal training loss.",

@@ -64,10 +64,10 @@ PROBE_MIN_EFFECTS = {
 # A reference model "learned the task" when its mean closes this much of chance -> perfect.
 LEARN_FRACTION = 0.25
 # Keys on which two runs of different variants are paired: same task, setting and seed.
-PAIR_KEYS = ("depth", "dim", "lr", "warmup_steps", "max_steps", "seed")
+PAIR_KEYS = ("depth", "dim", "heads", "lr", "warmup_steps", "max_steps", "seed")
 # Init-time probes do not depend on lr / warmup / budget: pair on architecture and seed only,
 # so runs of an LR grid are not counted as extra (identical) replicates.
-INIT_KEYS = ("depth", "dim", "seed")
+INIT_KEYS = ("depth", "dim", "heads", "seed")
 DEEP_MIN = 6  # "deep" claims are judged at the deepest complete depth both arms share, if >= this
 
 
