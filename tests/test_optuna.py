@@ -476,3 +476,26 @@ def postgres_url(tmp_path_factory):
     finally:
         run(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop")
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_storage_retry_survives_the_schema_race_and_nothing_else():
+    import sqlalchemy.exc
+
+    from resnorm.jobs.optuna_storage import retry
+
+    calls = []
+
+    def racy():
+        calls.append(1)
+        if len(calls) == 1:  # what PostgreSQL says to the second worker creating the tables
+            orig = Exception('relation "alembic_version" already exists')
+            raise sqlalchemy.exc.ProgrammingError("CREATE TABLE", {}, orig)
+        return "storage"
+
+    assert retry(racy, wait_s=0.0) == "storage" and len(calls) == 2
+
+    def broken():
+        raise sqlalchemy.exc.ProgrammingError("SELECT", {}, Exception("syntax error"))
+
+    with pytest.raises(sqlalchemy.exc.ProgrammingError):
+        retry(broken, wait_s=0.0)

@@ -70,14 +70,22 @@ def close_storage(storage: BaseStorage) -> None:
 
 def retry(make: Any, attempts: int = 5, wait_s: float = 0.5) -> Any:
     """Call ``make()``, retrying a few times: workers starting together race to create the
-    same tables or study, and the loser sees a transient integrity or lock error."""
+    same tables or study, and the loser sees a transient integrity or lock error, or on
+    PostgreSQL "relation ... already exists" (a ProgrammingError) from the schema race."""
     import sqlalchemy.exc  # lazy: ~0.2 s to import, and journal storages never need it
 
     for i in range(attempts):
         try:
             return make()
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-            if i == attempts - 1:
+        except (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.ProgrammingError,
+        ) as exc:
+            race = not isinstance(exc, sqlalchemy.exc.ProgrammingError) or (
+                "already exists" in str(exc)
+            )
+            if i == attempts - 1 or not race:
                 raise
             time.sleep(wait_s * (i + 1))
     raise AssertionError("unreachable")
