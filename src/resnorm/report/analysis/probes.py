@@ -99,4 +99,7 @@ def add_probe_columns(df: pd.DataFrame) -> pd.DataFrame:
     curves = df["curve"] if "curve" in df else [None] * len(df)
     df["final_train_loss"] = [final_train_loss(c) for c in curves]
     df["gen_gap"] = df["test_loss"] - df["final_train_loss"]
+    # a diverged run's losses say it blew up, not how well it generalises or how its
+    # activations drifted: both are left out (NaN) rather than scored
+    df.loc[df["diverged"].astype(bool), ["gen_gap", "rms_drift"]] = math.nan
     return df

@@ -105,7 +105,8 @@ def claim_p(ctx: Context) -> Finding:
         "batches), no_norm − pre_ln, the same residual stack without vs with LayerNorm, "
         "paired by setting and seed. Supported iff it is better (> 0 by at least 0.02 "
         "nats; one-sided t-test, Holm). The runs are compared at the same step budget, "
-        "not at matched training loss: the final training losses are reported alongside.",
+        "not at matched training loss: the final training losses are reported alongside. "
+        "Diverged runs are left out.",
         unit="Δ gap (nats, no_norm − pre_ln)",
     )
     train, seeds = compare(ctx.arm("no_norm"), ctx.arm("pre_ln"), "final_train_loss")
@@ -120,7 +121,8 @@ def claim_q(ctx: Context) -> Finding:
         ARTICLE,
         ctx.task,
         "Drift = mean over layers of |ln(RMS of the residual stream at the end / at init)| "
-        "(fixed probe batch), no_norm − pre_ln, paired by setting and seed. Supported iff "
+        "(fixed probe batch), no_norm − pre_ln, paired by setting and seed, diverged runs "
+        "left out. Supported iff "
         "it is better (> 0 by at least 0.1, a ~10% change of scale; one-sided t-test, Holm).",
         unit="Δ drift (no_norm − pre_ln)",
     )
