@@ -190,8 +190,9 @@ def _unscaled_advantage(ctx: Context, heads: int) -> pd.DataFrame:
 def claim_m(ctx: Context) -> Finding:
     f = Finding(
         "m",
-        "The article's attention softmax(QKᵀ)V (no 1/√d_k) works like scaled attention",
-        "seed article, §4.1",
+        "Dropping 1/√d_k (the article's softmax(QKᵀ)V) is no better than scaled attention "
+        "and gets worse as d_k grows",
+        "seed article, §4.1 (the formula); Vaswani et al. 2017 (why the scale)",
         ctx.task,
         f"Two parts, paired by setting and seed. (1) Unscaled is not better: score(pre_ln) − "
         f"score(unscaled_attn) is not worse than −{ctx.margin:g} {ctx.metric} "
