@@ -55,7 +55,7 @@ class Estimate:
 
     def p_below(self, x: float) -> float:
         """One-sided p-value of H0: true mean >= x."""
-        return Estimate(-self.mean, 0.0, 0.0, self.n, se=self.se, df=self.df).p_above(-x)
+        return self.flipped().p_above(-x)
 
     def flipped(self) -> Estimate:
         """The estimate of minus the quantity."""

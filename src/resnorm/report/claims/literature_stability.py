@@ -70,9 +70,12 @@ def _warmup_gain(ctx: Context, arch: str) -> pd.DataFrame:
     merged = warm.drop_duplicates(keys).merge(cold.drop_duplicates(keys), on=keys)
     merged["gain"] = merged["value_x"] - merged["value_y"]
     out = merged[keys + ["gain"]]
+    if out.empty:
+        return out
     # the gain of one setting is one replicate only where that setting has MIN_SEEDS seeds
-    counts = out.groupby(keys[:-1])["seed"].transform("nunique") if len(out) else out["gain"]
-    return out[counts >= MIN_SEEDS] if len(out) else out
+    setting = [k for k in keys if k != "seed"]
+    counts = out.groupby(setting, dropna=False)["seed"].transform("nunique")
+    return out[counts >= MIN_SEEDS]
 
 
 def _reference(ctx: Context, arch: str, at: pd.DataFrame) -> pd.DataFrame:

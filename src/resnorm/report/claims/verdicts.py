@@ -111,11 +111,10 @@ def resolve(all_parts: Sequence[Part], alpha: float = ALPHA) -> int:
 
     Returns the family size (the number of hypotheses tested).
     """
-    flat = [(part, h, p) for part in all_parts for h, p in part.hypotheses().items()]
-    adjusted = holm([p for _, _, p in flat])
     for part in all_parts:
-        part.p = part.hypotheses()
-        part.p_adj = {}
+        part.p, part.p_adj = part.hypotheses(), {}
+    flat = [(part, h, p) for part in all_parts for h, p in part.p.items()]
+    adjusted = holm([p for _, _, p in flat])
     for (part, h, _), q in zip(flat, adjusted, strict=True):
         part.p_adj[h] = q
     for part in all_parts:

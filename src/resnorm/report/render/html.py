@@ -43,34 +43,32 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def table(t: content.Table, verdict_col: int | None = None) -> str:
+def table(
+    t: content.Table, verdict_col: int | None = None, cell_verdicts: list[list[str]] | None = None
+) -> str:
+    """A table; rows coloured by the verdict in ``verdict_col``, or each cell by its own
+    entry of ``cell_verdicts``."""
     head, rows = t
     if not head:
         return "<p><em>No data.</em></p>"
     out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
-    for r in rows:
-        cls = (
+    for i, r in enumerate(rows):
+        row_cls = (
             VERDICT_CLASS.get(r[verdict_col].split(" (")[0], "") if verdict_col is not None else ""
         )
-        out.append(f'<tr class="{cls}">' if cls else "<tr>")
-        out += [f"<td>{escape(str(c))}</td>" for c in r]
+        out.append(f'<tr class="{row_cls}">' if row_cls else "<tr>")
+        for j, c in enumerate(r):
+            cls = VERDICT_CLASS.get(cell_verdicts[i][j], "") if cell_verdicts else ""
+            out.append(f'<td class="{cls}">' if cls else "<td>")
+            out.append(f"{escape(str(c))}</td>")
         out.append("</tr>")
     return "".join(out) + "</tbody></table>"
 
 
 def matrix(data: ReportData) -> str:
     """The verdict matrix, each cell coloured by its own verdict."""
-    (head, rows), verdicts = content.verdict_matrix(data)
-    if not head:
-        return "<p><em>No findings.</em></p>"
-    out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
-    for r, v in zip(rows, verdicts, strict=True):
-        cells = [
-            f'<td class="{VERDICT_CLASS.get(k, "")}">{escape(c)}</td>'
-            for c, k in zip(r, v, strict=True)
-        ]
-        out += ["<tr>", *cells, "</tr>"]
-    return "".join(out) + "</tbody></table>"
+    t, verdicts = content.verdict_matrix(data)
+    return table(t, cell_verdicts=verdicts) if t[0] else "<p><em>No findings.</em></p>"
 
 
 def figure(f) -> str:
