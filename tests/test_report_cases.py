@@ -48,7 +48,7 @@ def test_findings_study_size():
     assert params["seed"] == [str(s) for s in SEEDS]
     assert set(params["task"]) == set(TASKS)
     n = len(params["task"]) * len(params["+case"]) * len(params["seed"])
-    assert n == len(TASKS) * len(all_cells()) * len(SEEDS) == 4 * 42 * 8
+    assert n == len(TASKS) * len(all_cells()) * len(SEEDS) == 4 * 48 * 8
     assert len(SEEDS) >= 8  # paired t-tests at a Holm-corrected level need the seeds
 
 

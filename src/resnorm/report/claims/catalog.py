@@ -15,6 +15,7 @@ from resnorm.report.claims.literature_stability import (
     claim_f,
     claim_n,
 )
+from resnorm.report.claims.lr_selection import VAL_COLUMNS
 from resnorm.report.claims.rules import ClaimFn, Context, Finding, finish
 from resnorm.report.claims.verdicts import resolve
 from resnorm.report.sources.rows import OBJECT_COLUMNS, usable
@@ -46,12 +47,13 @@ def contexts(df: pd.DataFrame) -> list[Context]:
     """One Context per task present in the runs (usable or not)."""
     ok = add_probe_columns(usable(df))
     # narrow frames: every claim filters and merges many times, and pandas copies all columns
-    keep = ("val_curve",)  # claim (o) reads validation curves
+    # claim (o) reads validation curves; (d), (g) select each variant's lr on validation
+    keep = ("val_curve", *VAL_COLUMNS.values())
     ok = ok[
         [
             c
             for c in ok.columns
-            if (c in keep or c not in OBJECT_COLUMNS) and not c.startswith(("m_", "stab_"))
+            if c in keep or (c not in OBJECT_COLUMNS and not c.startswith(("m_", "stab_")))
         ]
     ]
     lean = df[["task", "arch", "depth", "heads", "lr", "warmup_steps", "seed", "status", "usable"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from resnorm.report.analysis.stats import NONE
+from resnorm.report.claims.lr_selection import own_best_arms, protocol_text
 from resnorm.report.claims.rules import (
     DEEP_MIN,
     EQUIVALENT,
@@ -17,7 +18,6 @@ from resnorm.report.claims.rules import (
     describe,
     fill,
     no_deep,
-    shared_deepest,
     shared_depths,
 )
 
@@ -28,25 +28,30 @@ def claim_d(ctx: Context) -> Finding:
         "ReZero trains deep stacks without normalization",
         "Bachlechner et al. 2020",
         ctx.task,
-        f"Non-inferiority at the deepest depth rezero and pre_ln share "
-        f"(≥ {DEEP_MIN}): score(rezero) − score(pre_ln), paired by setting and seed. "
-        f"Supported iff rezero is not worse by the margin ({ctx.margin:g} {ctx.metric}; "
-        f"one-sided t-test of non-inferiority, Holm).",
+        f"Non-inferiority at the deepest depth rezero and pre_ln share (≥ {DEEP_MIN}), "
+        f"{protocol_text()}: score(rezero) − score(pre_ln), paired by seed. Supported iff "
+        f"rezero is not worse by the margin ({ctx.margin:g} {ctx.metric}; one-sided t-test "
+        f"of non-inferiority, Holm).",
         unit=ctx.delta,
     )
-    deep = shared_deepest(ctx, "rezero", "pre_ln")
-    if not deep >= DEEP_MIN:
-        f.details = [no_deep("rezero", "pre_ln")]
+    arms = own_best_arms(ctx, "rezero", "pre_ln", min_depth=DEEP_MIN, deepest=True)
+    if not arms.depth >= DEEP_MIN:
+        f.details = [*arms.details, no_deep("rezero", "pre_ln")]
         return fill(f, [ctx.part("rezero − pre_ln", NONE, 0, NOT_WORSE)], ctx, "d")
-    rz = ctx.arm("rezero", depth=deep)
-    est, seeds = compare(rz, ctx.arm("pre_ln", depth=deep), "value")
-    vs_nn, s2 = compare(rz, ctx.arm("no_norm", depth=deep), "value")
+    est, seeds = compare(arms.a, arms.b, "value", arms.keys)
+    nn = own_best_arms(ctx, "rezero", "no_norm", min_depth=DEEP_MIN, deepest=True)
+    vs_nn, s2 = compare(nn.a, nn.b, "value", nn.keys)
+    rz = arms.a
+    # no_norm's lr (rezero's is above); its fallback note only if the headline had none
+    extra = nn.details[1::2] if nn.own_lr else nn.details if arms.own_lr else []
     f.details = [
-        describe(f"rezero − no_norm at depth {deep:g}", vs_nn, s2),
-        f"rezero divergence rate: {rz['diverged'].mean():.2f} (n={len(rz)})",
+        *arms.details,
+        *extra,
+        describe(f"rezero − no_norm at {nn.where}", vs_nn, s2),
+        f"rezero divergence rate at its lr: {rz['diverged'].mean():.2f} (n={len(rz)})",
     ]
-    f = fill(f, [ctx.part(f"rezero − pre_ln at depth {deep:g}", est, seeds, NOT_WORSE)], ctx, "d")
-    f.untestable = ctx.learned(ctx.arm("pre_ln", depth=deep))
+    f = fill(f, [ctx.part(f"rezero − pre_ln at {arms.where}", est, seeds, NOT_WORSE)], ctx, "d")
+    f.untestable = ctx.learned(arms.b)
     return f
 
 
@@ -107,10 +112,18 @@ def claim_g(ctx: Context) -> Finding:
         "DyT (tanh) matches LayerNorm",
         "Zhu et al. 2025",
         ctx.task,
-        _equivalence_test(ctx, "dyt_pre", "pre_ln"),
+        f"Equivalence, {protocol_text()}: score(dyt_pre) − score(pre_ln), paired by seed, "
+        f"each seed averaged over the settings where both have a complete grid. Supported "
+        f"iff TOST shows the difference within ±{ctx.margin:g} {ctx.metric} (Holm); "
+        f"'better' or 'worse' refute it.",
         unit=ctx.delta,
     )
-    return fill(f, [_equivalence_part(ctx, f, "dyt_pre", "pre_ln")], ctx, "g")
+    arms = own_best_arms(ctx, "dyt_pre", "pre_ln")
+    est, seeds = compare(arms.a, arms.b, "value", arms.keys)
+    f.details = list(arms.details)
+    f = fill(f, [ctx.part(f"dyt_pre − pre_ln at {arms.where}", est, seeds, EQUIVALENT)], ctx, "g")
+    f.untestable = ctx.learned(arms.b)
+    return f
 
 
 def claim_h(ctx: Context) -> Finding:

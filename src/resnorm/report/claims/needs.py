@@ -61,11 +61,12 @@ NEEDS: dict[str, tuple[Cell, ...]] = {
         Cell("pre_ln", depth=SHALLOW),
         Cell("no_residual", depth=SHALLOW),
     ),
-    "d": (Cell("rezero"), Cell("pre_ln"), Cell("no_norm")),
+    # (d), (g): each variant at its own best lr of the grid, chosen on validation
+    "d": _lr_grid("rezero", "pre_ln", "no_norm"),
     # the depths at which plain Post-LN may fail; (e) is judged where it does
     "e": tuple(Cell(a, depth=d) for a in ("deepnorm", "post_ln") for d in E_DEPTHS),
     "f": _lr_grid("pre_ln", "post_ln", "no_norm"),
-    "g": (Cell("dyt_pre"), Cell("pre_ln")),
+    "g": _lr_grid("dyt_pre", "pre_ln"),
     "h": (Cell("rmsnorm_pre"), Cell("pre_ln")),
     "i": (Cell("pre_ln"), Cell("no_residual")),
     "j": (Cell("pre_ln"), Cell("post_ln"), Cell("no_norm")),
