@@ -7,7 +7,7 @@ import os
 import sys
 
 from resnorm.errors import one_line_error
-from resnorm.omp import choose_wait_policy
+from resnorm.omp import record_wait_policy
 
 USAGE = """resnorm <command> [args]
 
@@ -35,6 +35,9 @@ def train(argv: list[str]) -> int:
     sys.argv = [spec.origin, *argv]
     if getattr(__main__, "__spec__", None) is not None:  # started as `python -m resnorm.cli`
         __main__.__spec__ = spec
+    from resnorm.training.no_matplotlib import keep_matplotlib_out
+
+    keep_matplotlib_out()  # before Lightning loads torchmetrics
     from resnorm.training.app import FAILURES, main
 
     try:
@@ -55,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    if command in ("train", "bench", "probe") and choose_wait_policy():
-        print("resnorm: other processes keep the cores busy; OpenMP threads will sleep "
-              "between ops (OMP_WAIT_POLICY=PASSIVE)", file=sys.stderr)  # fmt: skip
+    if command in ("train", "bench", "probe"):
+        # before torch loads; the choice goes to each run's summary.json and log, not stderr
+        record_wait_policy()
     if command == "train":
         return train(rest)
     if command == "bench":

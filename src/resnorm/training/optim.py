@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from numbers import Integral, Real
 from typing import Any
 
 import torch
@@ -12,13 +13,18 @@ from torch import nn
 SCHEDULES = ("cosine", "linear", "constant")
 
 
+def _finite_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_optim_options(lr: float, warmup_steps: int, schedule: str, weight_decay: float) -> None:
-    if not lr > 0:
-        raise ValueError(f"optim.lr={lr!r} must be positive")
-    if warmup_steps < 0:
-        raise ValueError(f"optim.warmup_steps={warmup_steps!r} must be >= 0")
-    if weight_decay < 0:
-        raise ValueError(f"optim.weight_decay={weight_decay!r} must be >= 0")
+    # nan and inf fail here, not as a "divergence" a few steps into training
+    if not _finite_number(lr) or not lr > 0:
+        raise ValueError(f"optim.lr={lr!r} must be a positive finite number")
+    if not isinstance(warmup_steps, Integral) or isinstance(warmup_steps, bool) or warmup_steps < 0:
+        raise ValueError(f"optim.warmup_steps={warmup_steps!r} must be an integer >= 0")
+    if not _finite_number(weight_decay) or weight_decay < 0:
+        raise ValueError(f"optim.weight_decay={weight_decay!r} must be a finite number >= 0")
     if schedule not in SCHEDULES:
         raise ValueError(
             f"optim.schedule={schedule!r} is not a valid choice; allowed: {', '.join(SCHEDULES)}"

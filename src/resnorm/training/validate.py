@@ -7,12 +7,27 @@ from omegaconf import DictConfig
 from resnorm.jobs.packing import check_pack_size
 from resnorm.stability.options import check_stability_options
 from resnorm.training.builders import block_config
+from resnorm.training.checkpointing import check_checkpoint_options
+from resnorm.training.no_matplotlib import keep_matplotlib_out
 from resnorm.training.optim import check_optim_options
+
+# Every process that trains through the Hydra app (launcher and DDP children included)
+# imports this module before Lightning: the earliest point to keep matplotlib out.
+keep_matplotlib_out()
+MAX_SEED = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
+
+
+def check_seed(seed: object) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed={seed!r} must be an integer")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed={seed!r} must be an integer from 0 to {MAX_SEED}")
 
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ValueError naming the first bad option and what it allows."""
     check_pack_size(cfg.get("pack", 1))
+    check_seed(cfg.seed)
     block_config(cfg.model)  # BlockConfig validates itself when built
     o = cfg.optim
     check_optim_options(o.lr, o.warmup_steps, o.schedule, o.weight_decay)
@@ -22,6 +37,7 @@ def check_config(cfg: DictConfig) -> None:
     every = cfg.trainer.val_every
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"trainer.val_every={every!r} must be a positive integer")
+    check_checkpoint_options(cfg.trainer)
     if cfg.get("stability") is not None:
         check_stability_options(cfg.stability)
     if cfg.optim.grad_clip is not None and not cfg.optim.grad_clip > 0:

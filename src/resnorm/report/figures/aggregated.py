@@ -119,16 +119,16 @@ def heatmap_figure(df: pd.DataFrame, out: Path, axis: str, name: str, label: str
 def lr_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> Fig | None:
     """Final test loss vs learning rate per variant (diverged runs shown at the init loss)."""
     ok = usable(df)
-    tasks = [t for t, g in ok.groupby("task") if g["lr"].nunique() >= 3]
+    # min(test loss, init loss); a run without a probed init loss (stability off, other
+    # sources) counts with its finite test loss, and is left out when it has neither
+    test_loss = ok["test_loss"].where(np.isfinite(ok["test_loss"]))
+    ok = ok.assign(clamped=np.fmin(test_loss, ok["init_loss"])).dropna(subset=["clamped"])
+    tasks = [t for t, g in ok.groupby("task") if g.groupby("arch")["lr"].nunique().max() >= 3]
     if not tasks:
         return None
     fig, axes = grid(len(tasks))
     for ax, task in zip(axes, tasks, strict=True):
-        g = ok[ok["task"] == task].copy()
-        clamped = np.where(
-            np.isfinite(g["test_loss"]), np.minimum(g["test_loss"], g["init_loss"]), g["init_loss"]
-        )
-        g["clamped"] = clamped
+        g = ok[ok["task"] == task]
         for arch, a in g.groupby("arch"):
             if a["lr"].nunique() < 3:
                 continue

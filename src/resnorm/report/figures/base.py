@@ -5,7 +5,9 @@ PNG (embedded in index.html) and SVG (next to it).
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +24,11 @@ matplotlib.rcParams.update(
         "axes.titlesize": 10,
         "figure.dpi": 100,
         "savefig.dpi": 100,
+        # names come from anyone's runs: "$" in a task or variant is text, not TeX
+        "text.parse_math": False,
     }
 )
+MAX_STEM = 100  # characters kept of a long name; the hash tells long names apart
 
 
 @dataclass
@@ -36,7 +41,20 @@ class Fig:
     svg: Path
 
 
+def safe_filename(text: str) -> str:
+    """A readable file stem for any string (task, variant, study names from other people's
+    runs): characters outside [A-Za-z0-9._-] become "_", and when anything had to change,
+    8 hex digits of the original's hash follow, so "a/b" and "a_b" stay two files."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")[:MAX_STEM]  # no hidden files
+    if stem == text and stem:
+        return stem
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{stem}_{digest}" if stem else digest
+
+
 def save(fig: Figure, out: Path, name: str, section: str, title: str, caption: str) -> Fig:
+    """Write ``fig`` as PNG and SVG, named after ``name`` made safe (``safe_filename``)."""
+    name = safe_filename(name)
     png, svg = out / f"{name}.png", out / f"{name}.svg"
     fig.savefig(png)
     if fig.get_layout_engine() is not None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from resnorm.report.figures.base import Fig, save
+from resnorm.report.figures.base import Fig, safe_filename, save
 
 INSTABILITY = "instability"
 
@@ -69,7 +69,7 @@ def study_section(study: Any, out: Path) -> OptunaSection:
     maximize = study.directions[score_idx].name == "MAXIMIZE"
     pts = [(t.values[score_idx], _instability(t, names), t.number) for t in done]
     pts = [p for p in pts if math.isfinite(p[0]) and math.isfinite(p[1])]
-    safe = "".join(c if c.isalnum() else "_" for c in study.study_name)
+    safe = safe_filename(study.study_name)
     if len(pts) >= 2:
         score = np.array([p[0] if maximize else -p[0] for p in pts])
         cost = np.array([p[1] for p in pts])

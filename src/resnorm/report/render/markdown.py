@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from resnorm.report.analysis import frontier, lr_sensitivity
@@ -11,13 +12,32 @@ from resnorm.report.render import content
 REPORT_MD = "report.md"
 
 
+def text(s: object) -> str:
+    """A string from the runs (task, variant, path, error) as one line of Markdown text that
+    shows what it says: no line breaks, no raw HTML, no $ math."""
+    return " ".join(str(s).splitlines()).replace("<", "\\<").replace("$", "\\$")
+
+
+def code(s: object) -> str:
+    """``s`` as an inline code span, whatever backticks it holds."""
+    s = " ".join(str(s).splitlines())
+    fence = "`" * (max((len(r) for r in re.findall("`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def image(title: str, target: str) -> str:
+    alt = text(title).replace("[", "\\[").replace("]", "\\]")
+    return f"![{alt}]({target})"
+
+
 def md_table(table: content.Table) -> list[str]:
     head, rows = table
     if not head:
         return ["_No data._", ""]
 
     def cell(s: str) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
+        return text(s).replace("|", "\\|")
 
     out = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
@@ -29,9 +49,9 @@ def figures(data: ReportData, section: str) -> list[str]:
     for f in data.figs:
         if f.section == section:
             out += [
-                f"**{f.title}.** {f.caption}",
+                f"**{text(f.title)}.** {text(f.caption)}",
                 "",
-                f"![{f.title}]({f.png.name}) ([SVG]({f.svg.name}))",
+                f"{image(f.title, f.png.name)} ([SVG]({f.svg.name}))",
                 "",
             ]
     return out
@@ -41,16 +61,16 @@ def render(data: ReportData) -> str:
     lines = [
         f"# {data.title}",
         "",
-        f"Generated {data.generated} from: " + ", ".join(f"`{s}`" for s in data.sources) + ".",
+        f"Generated {data.generated} from: " + ", ".join(code(s) for s in data.sources) + ".",
         "",
-        content.status_line(data) + " One row per run: [runs.csv](runs.csv).",
+        text(content.status_line(data)) + " One row per run: [runs.csv](runs.csv).",
         "",
     ]
     if data.skipped:
         lines += ["**Skipped (unreadable) summaries:**", ""]
-        lines += [f"- `{s}`" for s in data.skipped] + [""]
+        lines += [f"- {code(s)}" for s in data.skipped] + [""]
     if data.notes:
-        lines += [f"- {n}" for n in data.notes] + [""]
+        lines += [f"- {text(n)}" for n in data.notes] + [""]
     if data.workspace:
         lines += [f"W&B workspace spec: {data.workspace}", ""]
     lines += ["## Verdicts", "", content.MATRIX_NOTE, ""]
@@ -58,20 +78,20 @@ def render(data: ReportData) -> str:
     lines += ["## Summary", "", "Per task × variant × depth: headline test metric over seeds.", ""]
     lines += md_table(content.summary_table(data))
     if t := content.targets_line(data):
-        lines += [t, ""]
+        lines += [text(t), ""]
     lines += ["## Findings", ""] + md_table(content.findings_table(data))
     for f in data.findings:
         lines += [
-            f"### ({f.id}) {f.claim} — {f.task}: **{f.verdict_text()}**",
+            f"### ({f.id}) {text(f.claim)} — {text(f.task)}: **{f.verdict_text()}**",
             "",
-            f"- Source: {f.source}",
-            f"- Test: {f.test}",
-            f"- Effect: {f.effect_text()} {f.unit} (n = {f.n})",
+            f"- Source: {text(f.source)}",
+            f"- Test: {text(f.test)}",
+            f"- Effect: {text(f.effect_text())} {text(f.unit)} (n = {f.n})",
         ]
-        lines += [f"  - {d}" for d in f.details]
+        lines += [f"  - {text(d)}" for d in f.details]
         if f.missing:
-            lines += ["- Missing: " + "; ".join(f.missing)]
-        lines += [f"- Needs: {f.needs}", ""]
+            lines += ["- Missing: " + text("; ".join(f.missing))]
+        lines += [f"- Needs: {text(f.needs)}", ""]
     for section, title in content.SECTION_TITLES.items():
         if section == content.HEADLINE:
             continue  # drawn under the verdicts
@@ -85,9 +105,10 @@ def render(data: ReportData) -> str:
         elif figs:
             lines += [f"## {title}", ""] + figs
     for sec in data.optuna:
-        lines += [f"## Optuna study `{sec.study}`", ""] + [f"- {x}" for x in sec.lines] + [""]
+        lines += [f"## Optuna study {code(sec.study)}", ""] + [f"- {text(x)}" for x in sec.lines]
+        lines += [""]
         for f in sec.figs:
-            lines += [f"**{f.title}.** {f.caption}", "", f"![{f.title}]({f.png.name})", ""]
+            lines += [f"**{text(f.title)}.** {text(f.caption)}", "", image(f.title, f.png.name), ""]
     head, rows = content.not_aggregated(data)
     if rows:
         lines += ["## Runs not aggregated", ""] + md_table((head, rows))
