@@ -101,3 +101,22 @@ def test_sigkilled_study_resumes_and_runs_only_what_is_missing(tmp_path):
         index = list(csv.DictReader(f))
     assert len(index) == 6 and len({r["run_dir"] for r in index}) == 6
     assert {r["status"] for r in index} == {"completed"}
+
+
+@pytest.mark.slow
+def test_sigtermed_run_stays_running_and_resumes(tmp_path):
+    """SIGTERM (scancel, preemption) stops a run; it is not a failure, so the relaunch
+    resumes it instead of skipping it as failed."""
+    args = ["train", "trainer.max_steps=400", "trainer.ckpt_every=20", "task.val_every=100",
+            "trainer.num_threads=1", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    proc = subprocess.Popen([*RESNORM, *args], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    wait_for((tmp_path / "checkpoints" / "last.ckpt").exists)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait()
+    stopped = json.loads((tmp_path / "summary.json").read_text())
+    assert stopped["status"] == "running" and stopped["stopped"] == "SIGTERMException"
+    out = subprocess.run([*RESNORM, *args], env=ENV, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    done = json.loads((tmp_path / "summary.json").read_text())
+    assert done["status"] == "completed" and done["resumed"] == 1 and done["steps"] == 400

@@ -31,7 +31,8 @@ FINISHED = (COMPLETED, DIVERGED, PRUNED)
 # (Probes are proven not to change training: tests/test_stability.py.)
 RUN_ONLY_KEYS = (
     "logger", "paths", "hydra", "hparams_search", "study", "optuna", "pack", "pack_manifest",
-    "trainer.num_threads", "trainer.log_every", "trainer.ckpt_every", "trainer.resume",
+    "claims", "trainer.num_threads", "trainer.log_every", "trainer.ckpt_every", "trainer.resume",
+    "trainer.ckpt_minutes", "trainer.progress",
     "stability.probes", "stability.probe_every", "stability.probe_batch_size",
 )  # fmt: skip
 

@@ -1,10 +1,12 @@
 """Hydra sweeper ``hydra/sweeper=resnorm_pack``, the default of ``resnorm train -m``
 (conf/hydra/default.yaml): Hydra's BasicSweeper, whose jobs ``pack=k`` groups into packs.
 
-With ``pack=1`` (the default) it is BasicSweeper itself: the same jobs, numbers and
+With ``pack=1`` (the default) it launches BasicSweeper's jobs: the same jobs, numbers and
 directories. With ``pack=k`` each batch goes through resnorm.sweeps.pack_sweep: finished
 jobs dropped, the rest grouped into packs of up to k compatible runs, one launcher job per
-pack. Hydra imports this module in every run, so the packing code loads only in a sweep.
+pack. Either way the launcher shares the study with any other launcher of it
+(resnorm.sweeps.shared_sweep: runs claimed, progress, waiting for the others' runs).
+Hydra imports this module in every run, so the sweep code loads only in a sweep.
 """
 
 # No `from __future__ import annotations`: Hydra's scanner runs this module before it is in
@@ -43,36 +45,35 @@ class PackSweeper(BasicSweeper):
         return any(o.key_or_group == "pack" and o.is_sweep_override() for o in overrides)
 
     def sweep(self, arguments: list[str]) -> Any:
-        if not self.packing(arguments):
-            return super().sweep(arguments)
-        from resnorm.jobs.index import write_index  # lazy: only a packed sweep needs these
-        from resnorm.sweeps.pack_sweep import Packer
+        from resnorm.sweeps.pack_sweep import Packer  # lazy: only a sweep needs these
+        from resnorm.sweeps.shared_sweep import SharedStudy
 
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
+        packing = self.packing(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
         packer = Packer(self.config, self.hydra_context, self.launcher)
         packer.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, Path(packer.sweep_dir) / "multirun.yaml")
+        study = SharedStudy(self.config, packer, self.launcher)
         returns = []
         job_idx = 0
         while not self.is_done():
             batch = self.get_job_batch()
             tic = time.perf_counter()
             jobs = [packer.load(o, job_idx + i) for i, o in enumerate(batch)]
-            job_idx += len(batch)
-            packs = packer.plan(packer.unfinished(jobs))
-            print(
-                f"resnorm: {len(jobs)} jobs, {sum(len(p.jobs) for p in packs)} to run in "
-                f"{len(packs)} packs (planned in {time.perf_counter() - tic:.1f}s)"
-            )
-            if not packs:
-                continue
-            results = packer.launch(packs)
+            if packing:
+                packs = packer.plan(packer.unfinished(jobs))
+                print(
+                    f"resnorm: {len(jobs)} jobs, {sum(len(p.jobs) for p in packs)} to run in "
+                    f"{len(packs)} packs (planned in {time.perf_counter() - tic:.1f}s)"
+                )
+            results = study.run(batch, jobs, job_idx, packs if packing else None)
             for r in results:
                 _ = r.return_value  # raises if the job failed outside the app's own handling
+            job_idx += len(batch)
             returns.append(results)
-        write_index(packer.sweep_dir)
+        study.finish()
         return returns

@@ -1,17 +1,21 @@
 """The study index: one CSV row per run of a sweep directory, rebuilt from summaries.
 
 Rebuilt by scanning, never appended to, so it can't hold duplicates, and written
-atomically, so concurrent jobs can all refresh it. Every job of a multirun refreshes it
-when it ends.
+atomically under a lock on ``.index.lock``, so concurrent jobs and launchers (sharing the
+study's filesystem) can all refresh it without one writing back an older scan over a newer
+one. Every job of a multirun refreshes it when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +68,38 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
     return [*HEAD, *lead, *(k for k in seen if k not in lead), *TAIL]
 
 
+@contextlib.contextmanager
+def _locked(sweep_dir: Path) -> Iterator[None]:
+    """Exclusive lock for scan + replace; where the filesystem has no locks, none."""
+    try:
+        fd = os.open(sweep_dir / ".index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def refresh_index(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Rebuild ``index.csv`` from the summaries under ``sweep_dir``; return its rows."""
+    root = Path(sweep_dir)
+    with _locked(root):
+        rows = index_rows(root)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns(rows), restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=root)
+        with os.fdopen(fd, "w") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, root / INDEX)
+    return rows
+
+
 def write_index(sweep_dir: str | Path) -> Path:
-    rows = index_rows(sweep_dir)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns(rows), restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    target = Path(sweep_dir) / INDEX
-    fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=sweep_dir)
-    with os.fdopen(fd, "w") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, target)
-    return target
+    refresh_index(sweep_dir)
+    return Path(sweep_dir) / INDEX

@@ -13,8 +13,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from resnorm.errors import one_line_error
-from resnorm.jobs.index import write_index
-from resnorm.jobs.packing import done_before, read_manifest
+from resnorm.jobs import study_progress
+from resnorm.jobs.claims import Claim, ClaimOptions, acquire
+from resnorm.jobs.index import refresh_index, write_index
+from resnorm.jobs.packing import done_before, pack_id, read_manifest
 from resnorm.jobs.resume import previous_status, should_skip
 from resnorm.outputs import run_key
 from resnorm.paths import conf_dir
@@ -63,6 +65,34 @@ def skipped(config: dict[str, Any], run_dir: str) -> bool:
     return status is not None
 
 
+class RankClaim:
+    """What DDP ranks above 0 hold: they train under rank 0's claim."""
+
+    def release(self) -> None:
+        pass
+
+
+def claim(cfg: DictConfig | dict[str, Any], run_dir: str) -> Claim | RankClaim | None:
+    """Claim ``run_dir`` for this process, or say who holds it and return None."""
+    if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
+        return RankClaim()
+    got = acquire(run_dir, ClaimOptions.from_config(cfg.get("claims")))
+    if isinstance(got, Claim):
+        return got
+    print(f"resnorm: skipped (claimed by {got.describe()}) [{run_dir}]", flush=True)
+    return None
+
+
+def report(summaries: list[dict[str, Any]], sweep_dir: str | None) -> None:
+    """Each member's line, followed by the study's progress in a multirun; one print per
+    line, so parallel jobs' lines never mix."""
+    progress = ""
+    if sweep_dir is not None:
+        progress = study_progress.status(refresh_index(sweep_dir))
+    for summary in summaries:
+        print(f"resnorm: {headline(summary)}" + (f" {progress}" if progress else ""), flush=True)
+
+
 def write_hydra_files(member: dict[str, Any]) -> None:
     """A member's ``.hydra/`` files, as its job alone writes them (read by people and tools
     that expect a Hydra job directory)."""
@@ -89,34 +119,55 @@ def run_packed(cfg: DictConfig, hc: Any) -> list[float | None]:
 def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[float | None]:
     from resnorm.training.validate import check_config  # lazy: imports torch
 
-    cfgs, run_dirs = [], []
+    cfgs, run_dirs, claims = [], [], []
     for member in manifest["members"]:
         run_dir = member["run_dir"]
+        held = None
         try:
+            held = claim(member["config"], run_dir)
+            if held is None:
+                continue
             write_hydra_files(member)
-            if skipped(member["config"], run_dir):
+            if skipped(member["config"], run_dir):  # maybe finished by another launcher
+                held.release()
                 continue
             member_cfg = OmegaConf.create(member["config"])
             OmegaConf.set_struct(member_cfg, True)  # as Hydra hands a job its config
             check_config(member_cfg)
         except Exception as exc:
+            if held is not None:
+                held.release()
             failed(run_dir, exc)
             continue
         cfgs.append(member_cfg)
         run_dirs.append(run_dir)
+        claims.append(held)
     if not cfgs:
         return []
+    try:
+        return train_claimed(cfg, hc, cfgs, run_dirs, manifest["sweep_dir"])
+    finally:
+        for held in claims:
+            held.release()
+
+
+def train_claimed(
+    cfg: DictConfig, hc: Any, cfgs: list[DictConfig], run_dirs: list[str], sweep_dir: str
+) -> list[float | None]:
     cap_threads(cfg, hc)
     from resnorm.training.run import run_pack  # lazy: imports Lightning
 
+    # the pack that trains: the manifest's members less those claimed or finished elsewhere
+    # (its id finds the checkpoint of a killed pack of exactly these runs)
+    keys = [run_key(OmegaConf.to_container(c, resolve=True)) for c in cfgs]
+    pid = pack_id(list(zip(run_dirs, keys, strict=True)))
     try:
-        summaries = run_pack(cfgs, run_dirs, checked=True, pack_id=manifest["pack_id"])
+        summaries = run_pack(cfgs, run_dirs, checked=True, pack_id=pid)
     except Exception as exc:
         for run_dir in run_dirs:
             failed(run_dir, exc)
         return []
-    for summary in summaries:
-        print(f"resnorm: {headline(summary)}")
+    report(summaries, sweep_dir)
     return [headline_metric(s) for s in summaries]
 
 
@@ -126,10 +177,16 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
     if cfg.get("pack_manifest"):
         return run_packed(cfg, hc)
     run_dir = hc.runtime.output_dir
+    multirun = hc.mode == RunMode.MULTIRUN
+    held: Claim | RankClaim | None = None
+    summary = None
     try:
         from resnorm.training.validate import check_config
 
         check_config(cfg)  # fail fast, before Lightning is even imported
+        held = claim(cfg, run_dir)
+        if held is None:
+            return None
         status = previous_status(run_dir, run_key(OmegaConf.to_container(cfg, resolve=True)))
         rerun_failed = bool(OmegaConf.select(cfg, "study.rerun_failed", default=False))
         if should_skip(status, rerun_failed):
@@ -139,17 +196,16 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
         from resnorm.training.run import run_job
 
         summary = run_job(cfg, run_dir, checked=True)  # check_config ran above
-        print(f"resnorm: {headline(summary)}")
-        m = summary["metrics"]
-        return m.get("test/acc", m.get("test/bpc"))
+        return headline_metric(summary)
     except Exception as exc:
-        if os.environ.get("RESNORM_DEBUG"):
-            raise
-        FAILURES.append(f"{run_dir}: {one_line_error(exc)}")
-        print(f"resnorm: error: {one_line_error(exc)} [{run_dir}]", file=sys.stderr)
+        failed(run_dir, exc)
         return None
     finally:
-        if hc.mode == RunMode.MULTIRUN:
+        if held is not None:
+            held.release()
+        if summary is not None:
+            report([summary], hc.sweep.dir if multirun else None)
+        elif multirun:
             write_index(hc.sweep.dir)
 
 

@@ -44,10 +44,19 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # an epoch of a tiny split is shorter than log_every; steps, not epochs, are logged
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # where SLURM is installed but the run was not started by srun (a local run, or a
+    # submitit job that needs no srun): nothing to do about it
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
 
 
 def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
+    from resnorm.omp import recorded_wait_policy
+
     model = asdict(block_config(cfg.model))
+    omp = recorded_wait_policy()  # chosen by the CLI before torch loaded (resnorm.omp)
+    if omp["policy"] == "PASSIVE":  # resnorm made OpenMP threads sleep: the log says why
+        log.info("OMP_WAIT_POLICY=PASSIVE: other processes kept %s cores busy at start-up",
+                 omp.get("busy_cores"))  # fmt: skip
     return {
         "schema": SUMMARY_SCHEMA,
         "run_key": run_key(container),
@@ -66,6 +75,7 @@ def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
         "params": None,
         "versions": versions(),
         "device": device_name(cfg.trainer.accelerator),
+        "omp_wait_policy": omp,
         "model": model,  # every BlockConfig field: the key list readers derive theirs from
         "config": container,
     }
@@ -124,11 +134,17 @@ def run_pack(
     except BaseException as exc:
         for summary, run_dir, member_loggers in zip(summaries, run_dirs, _pad(loggers, k),
                                                     strict=True):  # fmt: skip
-            summary["status"] = FAILED
-            summary["error"] = f"{type(exc).__name__}: {exc}"
+            # SIGTERM (scancel, preemption) and Ctrl-C arrive as SystemExit and
+            # KeyboardInterrupt: the run was stopped, not broken, so it stays "running"
+            # and a relaunch resumes it from its checkpoint
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                summary["stopped"] = type(exc).__name__
+            else:
+                summary["status"] = FAILED
+                summary["error"] = f"{type(exc).__name__}: {exc}"
             summary["wall_s"] = time.perf_counter() - t0
             _record(summary, run_dir)
-            finish_wandb(member_loggers, FAILED)
+            finish_wandb(member_loggers, summary["status"])
         raise
     finally:
         TensorLoader.keep_on(None)
