@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from resnorm.report.claims.catalog import CLAIMS
+from resnorm.report.claims import registry
 from resnorm.report.claims.rules import Context, finish
 from resnorm.report.claims.verdicts import BETTER, EQUIVALENT, WORSE, resolve
 
-CLAIM_E = next(fn for fn in CLAIMS if fn.__name__ == "claim_e")  # directional: deepnorm > post_ln
-CLAIM_G = next(fn for fn in CLAIMS if fn.__name__ == "claim_g")  # equivalence: dyt_pre ~ pre_ln
+CLAIM_E = registry.claim("e").test  # directional: deepnorm > post_ln
+CLAIM_G = registry.claim("g").test  # equivalence: dyt_pre ~ pre_ln
 TASKS = ("t0", "t1", "t2", "t3")
 # deepnorm vs post_ln is judged where post_ln fails to learn: both sit low, near chance 0.1
 BASE = {"post_ln": 0.2, "deepnorm": 0.2}  # four tasks: a report of 8 findings, 24 hypotheses

@@ -11,7 +11,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from resnorm.paths import conf_dir
-from resnorm.report.claims.needs import NEEDS, SEEDS, TASKS, all_cells, cases
+from resnorm.report.claims.needs import SEEDS, TASKS
+from resnorm.report.claims.registry import NEEDS, all_cells, cases
 from resnorm.report.sources.arch import LEGACY_ARCH_FIELDS, arch_name, arch_of, legacy_arch
 from resnorm.report.sources.rows import summary_row
 from resnorm.variants import definitions, variant_overrides

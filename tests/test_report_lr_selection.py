@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resnorm.report.claims.catalog import CLAIMS
+from resnorm.report.claims import registry
 from resnorm.report.claims.lr_selection import choose, own_best_arms, val_scores
 from resnorm.report.claims.needs import LR_GRID
 from resnorm.report.claims.rules import Context, compare, finish
 from resnorm.report.claims.verdicts import BETTER, WORSE, resolve
 
-CLAIM_D = next(fn for fn in CLAIMS if fn.__name__ == "claim_d")
-CLAIM_G = next(fn for fn in CLAIMS if fn.__name__ == "claim_g")
+CLAIM_D = registry.claim("d").test
+CLAIM_G = registry.claim("g").test
 SEEDS = 8
 VAL = "m_val_best/acc"
 

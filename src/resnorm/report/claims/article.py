@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from resnorm.report.analysis.stats import Estimate, pair
-from resnorm.report.claims.needs import MIN_SEEDS
+from resnorm.report.claims.claim import HERE, Claim
+from resnorm.report.claims.needs import HEADS, MIN_SEEDS, Cell
 from resnorm.report.claims.rules import (
     BETTER,
     EQUIVALENT,
@@ -23,10 +24,10 @@ from resnorm.report.claims.rules import (
     compare,
     describe,
     fill,
-    probe_part,
 )
 
 ARTICLE = "seed article, §3.3"
+UNSTATED = "The seed article states it without a setting; " + HERE + "."
 GRAD_MIN_DEPTH = 4
 
 
@@ -37,11 +38,8 @@ def _init_arm(ctx: Context, arch: str, min_depth: int = 1) -> pd.DataFrame:
 
 
 def claim_i(ctx: Context) -> Finding:
-    f = Finding(
-        "i",
-        "Residual connections add parameters",
-        ARTICLE,
-        ctx.task,
+    f = CLAIM_I.finding(
+        ctx,
         "params(pre_ln) − params(no_residual): the same model with the identity skip path "
         "on vs off, paired by depth, dim and seed. An exact check (parameter counts are "
         "deterministic): supported iff every pair has more parameters with the skip path; "
@@ -55,7 +53,7 @@ def claim_i(ctx: Context) -> Finding:
         "an identity residual x + F(x) has no weights; only rezero / layerscale add "
         "their scalar / vector gains",
     ]
-    f = fill(f, [], ctx, "i")
+    f = fill(f, [], ctx)
     f.effect, f.n = est.mean, est.n
     f.ci = (est.low, est.high) if est.has_ci else None
     pairs = pair(_init_arm(ctx, "pre_ln"), _init_arm(ctx, "no_residual"), list(INIT_KEYS), "params")
@@ -69,6 +67,16 @@ def claim_i(ctx: Context) -> Finding:
     return f
 
 
+CLAIM_I = Claim(
+    "i",
+    "Residual connections add parameters",
+    ARTICLE,
+    needs=(Cell("pre_ln"), Cell("no_residual")),
+    test=claim_i,
+    paper=UNSTATED,
+)
+
+
 def _expected_norm_params(position: str, depth: float, dim: float) -> float:
     """2·dim per LayerNorm; two sublayers per block; pre/sandwich add one final norm."""
     per_block = {"pre": 2, "post": 2, "sandwich": 4}.get(position)
@@ -79,11 +87,8 @@ def _expected_norm_params(position: str, depth: float, dim: float) -> float:
 
 
 def claim_j(ctx: Context) -> Finding:
-    f = Finding(
-        "j",
-        "LayerNorm adds parameters: 2·dim (γ and β) per norm",
-        ARTICLE,
-        ctx.task,
+    f = CLAIM_J.finding(
+        ctx,
         "params(normed) − params(no_norm) for pre_ln (2·depth + 1 norms) and post_ln "
         "(2·depth norms), paired by depth, dim and seed, against 2·dim·(number of norms). "
         "Supported iff every pair matches exactly (effect = mean observed − expected).",
@@ -118,19 +123,26 @@ def claim_j(ctx: Context) -> Finding:
                 f"{arch} − no_norm: observed {seen}, expected {want} ({len(sub)} pairs)"
             )
     f.details.append("CI column: min and max of observed − expected over pairs (exact check)")
-    f = fill(f, [], ctx, "j")
+    f = fill(f, [], ctx)
     f.effect, f.n = est.mean, est.n
     f.ci = (est.low, est.high) if est.has_ci else None
     f.fixed = INCONCLUSIVE if seeds < MIN_SEEDS else SUPPORTED if exact else NOT_SUPPORTED
     return f
 
 
+CLAIM_J = Claim(
+    "j",
+    "LayerNorm adds parameters: 2·dim (γ and β) per norm",
+    ARTICLE,
+    needs=(Cell("pre_ln"), Cell("post_ln"), Cell("no_norm")),
+    test=claim_j,
+    paper=UNSTATED,
+)
+
+
 def claim_k(ctx: Context) -> Finding:
-    f = Finding(
-        "k",
-        "Residual connections and LayerNorm each prevent vanishing / exploding gradients",
-        ARTICLE,
-        ctx.task,
+    f = CLAIM_K.finding(
+        ctx,
         "Spread of the per-block gradient norm at init = ln(max/min) over layers (0 = "
         f"flat), depth ≥ {GRAD_MIN_DEPTH}. Supported iff spread(plain) − spread(no_norm: "
         "residual only) and spread(plain) − spread(no_residual: norm only) are both better "
@@ -149,18 +161,26 @@ def claim_k(ctx: Context) -> Finding:
     )
     f.details = [describe("plain − pre_ln (both)", both, s3)]
     parts = [
-        probe_part("plain − no_norm (residual alone)", res, s1, "init_grad_spread"),
-        probe_part("plain − no_residual (norm alone)", norm, s2, "init_grad_spread"),
+        CLAIM_K.probe_part("plain − no_norm (residual alone)", res, s1, "init_grad_spread"),
+        CLAIM_K.probe_part("plain − no_residual (norm alone)", norm, s2, "init_grad_spread"),
     ]
-    return fill(f, parts, ctx, "k")
+    return fill(f, parts, ctx)
+
+
+CLAIM_K = Claim(
+    "k",
+    "Residual connections and LayerNorm each prevent vanishing / exploding gradients",
+    ARTICLE,
+    needs=(Cell("plain"), Cell("no_norm"), Cell("no_residual"), Cell("pre_ln")),
+    test=claim_k,
+    paper=UNSTATED,
+    probes=("init_grad_spread",),
+)
 
 
 def claim_l(ctx: Context) -> Finding:
-    f = Finding(
-        "l",
-        "The article's LayerNorm y/√(σ²+ε) (no mean subtraction) works like LayerNorm",
-        "seed article, §3.2",
-        ctx.task,
+    f = CLAIM_L.finding(
+        ctx,
         f"Equivalence: score(uncentered_ln) − score(bert) (both Post-LN, ε = 1e-12), "
         f"paired by setting and seed. Supported iff TOST shows the difference within "
         f"±{ctx.margin:g} {ctx.metric} (Holm); 'better' or 'worse' refute it.",
@@ -173,9 +193,19 @@ def claim_l(ctx: Context) -> Finding:
         f"{un['diverged'].mean() if len(un) else math.nan:.2f}, bert "
         f"{bert['diverged'].mean() if len(bert) else math.nan:.2f}",
     ]
-    f = fill(f, [ctx.part("uncentered_ln − bert", est, seeds, EQUIVALENT)], ctx, "l")
+    f = fill(f, [ctx.part("uncentered_ln − bert", est, seeds, EQUIVALENT)], ctx)
     f.untestable = ctx.learned(bert)
     return f
+
+
+CLAIM_L = Claim(
+    "l",
+    "The article's LayerNorm y/√(σ²+ε) (no mean subtraction) works like LayerNorm",
+    "seed article, §3.2",
+    needs=(Cell("uncentered_ln"), Cell("bert")),
+    test=claim_l,
+    paper="The seed article's formula, tested as a drop-in for BERT's Post-LN; " + HERE + ".",
+)
 
 
 def _unscaled_advantage(ctx: Context, heads: int) -> pd.DataFrame:
@@ -188,12 +218,8 @@ def _unscaled_advantage(ctx: Context, heads: int) -> pd.DataFrame:
 
 
 def claim_m(ctx: Context) -> Finding:
-    f = Finding(
-        "m",
-        "Dropping 1/√d_k (the article's softmax(QKᵀ)V) is no better than scaled attention "
-        "and gets worse as d_k grows",
-        "seed article, §4.1 (the formula); Vaswani et al. 2017 (why the scale)",
-        ctx.task,
+    f = CLAIM_M.finding(
+        ctx,
         f"Two parts, paired by setting and seed. (1) Unscaled is not better: score(pre_ln) − "
         f"score(unscaled_attn) is not worse than −{ctx.margin:g} {ctx.metric} "
         f"(non-inferiority, over d_k = 16 and 64). (2) It gets worse as d_k grows: "
@@ -222,6 +248,19 @@ def claim_m(ctx: Context) -> Finding:
         ctx.part("score scaled − unscaled", est, seeds, NOT_WORSE),
         ctx.part("unscaled's advantage d_k=16 − d_k=64", grows, s2, BETTER, score=False),
     ]
-    f = fill(f, parts, ctx, "m")
+    f = fill(f, parts, ctx)
     f.untestable = ctx.learned(ref)
     return f
+
+
+CLAIM_M = Claim(
+    "m",
+    "Dropping 1/√d_k (the article's softmax(QKᵀ)V) is no better than scaled attention "
+    "and gets worse as d_k grows",
+    "seed article, §4.1 (the formula); Vaswani et al. 2017 (why the scale)",
+    # d_k = 16 (4 heads) and 64 (1 head): does the missing 1/sqrt(d_k) hurt more as d_k grows?
+    needs=tuple(Cell(a, heads=h) for a in ("unscaled_attn", "pre_ln") for h in (HEADS, 1)),
+    test=claim_m,
+    paper="The seed article's formula; " + HERE + ", with 4 heads (d_k = 16) and 1 head "
+    "(d_k = 64, the usual head width).",
+)

@@ -9,6 +9,9 @@ import math
 import pandas as pd
 
 from resnorm.report.analysis.table import steps_to_target
+from resnorm.report.claims.article import ARTICLE, UNSTATED
+from resnorm.report.claims.claim import HERE, Claim
+from resnorm.report.claims.needs import Cell
 from resnorm.report.claims.rules import (
     PAIR_KEYS,
     Context,
@@ -16,11 +19,7 @@ from resnorm.report.claims.rules import (
     compare,
     describe,
     fill,
-    probe_part,
 )
-
-ARTICLE = "seed article, §3.3"
-
 
 REACH = 0.5  # the target: half the way from chance to the reference's worst seed
 
@@ -51,11 +50,8 @@ def _target(ctx: Context, ref: pd.DataFrame) -> float:
 
 
 def claim_o(ctx: Context) -> Finding:
-    f = Finding(
-        "o",
-        "Residual connections speed up convergence",
-        ARTICLE,
-        ctx.task,
+    f = CLAIM_O.finding(
+        ctx,
         f"Steps to target (the first validation step at which a run reaches "
         f"{REACH:.0%} of the way from chance to the best validation score of pre_ln's worst "
         "seed at that setting; a run that never does counts at its budget + 1) of "
@@ -80,27 +76,36 @@ def claim_o(ctx: Context) -> Finding:
     est, seeds = compare(
         runs[runs["arch"] == "no_residual"], runs[runs["arch"] == "pre_ln"], "steps", PAIR_KEYS
     )
-    f = fill(f, [probe_part("no_residual − pre_ln", est, seeds, "steps_to_target")], ctx, "o")
+    part = CLAIM_O.probe_part("no_residual − pre_ln", est, seeds, "steps_to_target")
+    f = fill(f, [part], ctx)
     f.untestable = ctx.learned(on_all)
     return f
 
 
-def _no_norm_vs_pre_ln(ctx: Context, f: Finding, column: str, name: str) -> Finding:
+CLAIM_O = Claim(
+    "o",
+    "Residual connections speed up convergence",
+    ARTICLE,
+    needs=(Cell("pre_ln"), Cell("no_residual")),
+    test=claim_o,
+    paper=UNSTATED,
+    probes=("steps_to_target",),
+)
+
+
+def _no_norm_vs_pre_ln(ctx: Context, claim: Claim, f: Finding, column: str, name: str) -> Finding:
     """One part: ``column`` of no_norm − pre_ln (the residual stack without vs with
     LayerNorm), paired by setting and seed; pre_ln must have learned the task."""
     off, on = ctx.arm("no_norm"), ctx.arm("pre_ln")
     est, seeds = compare(off, on, column)
-    f = fill(f, [probe_part(f"{name} no_norm − pre_ln", est, seeds, column)], ctx, f.id)
+    f = fill(f, [claim.probe_part(f"{name} no_norm − pre_ln", est, seeds, column)], ctx)
     f.untestable = ctx.learned(on)
     return f
 
 
 def claim_p(ctx: Context) -> Finding:
-    f = Finding(
-        "p",
-        "LayerNorm reduces overfitting",
-        ARTICLE,
-        ctx.task,
+    f = CLAIM_P.finding(
+        ctx,
         "Generalisation gap = test loss − final training loss (mean of the last 5 logged "
         "batches), no_norm − pre_ln, the same residual stack without vs with LayerNorm, "
         "paired by setting and seed. Supported iff it is better (> 0 by at least 0.02 "
@@ -111,19 +116,39 @@ def claim_p(ctx: Context) -> Finding:
     )
     train, seeds = compare(ctx.arm("no_norm"), ctx.arm("pre_ln"), "final_train_loss")
     f.details = [describe("final train loss no_norm − pre_ln", train, seeds)]
-    return _no_norm_vs_pre_ln(ctx, f, "gen_gap", "gap")
+    return _no_norm_vs_pre_ln(ctx, CLAIM_P, f, "gen_gap", "gap")
+
+
+CLAIM_P = Claim(
+    "p",
+    "LayerNorm reduces overfitting",
+    ARTICLE,
+    needs=(Cell("pre_ln"), Cell("no_norm")),
+    test=claim_p,
+    paper="The seed article states it without a setting; " + HERE + ": 200 steps may be too "
+    "few to overfit, and the gap is compared at equal steps, not at equal training loss.",
+    probes=("gen_gap",),
+)
 
 
 def claim_q(ctx: Context) -> Finding:
-    f = Finding(
-        "q",
-        "LayerNorm keeps the distribution of the layers' inputs stable during training",
-        ARTICLE,
-        ctx.task,
+    f = CLAIM_Q.finding(
+        ctx,
         "Drift = mean over layers of |ln(RMS of the residual stream at the end / at init)| "
         "(fixed probe batch), no_norm − pre_ln, paired by setting and seed, diverged runs "
         "left out. Supported iff "
         "it is better (> 0 by at least 0.1, a ~10% change of scale; one-sided t-test, Holm).",
         unit="Δ drift (no_norm − pre_ln)",
     )
-    return _no_norm_vs_pre_ln(ctx, f, "rms_drift", "drift")
+    return _no_norm_vs_pre_ln(ctx, CLAIM_Q, f, "rms_drift", "drift")
+
+
+CLAIM_Q = Claim(
+    "q",
+    "LayerNorm keeps the distribution of the layers' inputs stable during training",
+    ARTICLE,
+    needs=(Cell("pre_ln"), Cell("no_norm")),
+    test=claim_q,
+    paper=UNSTATED,
+    probes=("rms_drift",),
+)

@@ -1,5 +1,6 @@
 """The findings study, generated from the claims' needs: one conf/case/<name>.yaml per needed
-cell and the study's ``+case`` list. Rewrite both after changing claims.needs with
+cell and the study's ``+case`` list. Rewrite both after adding a claim or changing the cells
+one needs (claims.registry) with
 
     python -m resnorm.report.claims.case_files
 
@@ -13,21 +14,22 @@ import sys
 from pathlib import Path
 
 from resnorm.paths import conf_dir
-from resnorm.report.claims.needs import HEADS, NEEDS, Cell, cases
+from resnorm.report.claims.needs import HEADS, Cell
+from resnorm.report.claims.registry import cases, used_by
 
 STUDY = "findings"
 
 
 def render(cell: Cell) -> str:
     """The case file of one cell: its variant, then depth, lr and warmup."""
-    used_by = ", ".join(sorted(k for k, cells in NEEDS.items() if cell in cells))
+    claims = ", ".join(used_by(cell))
     lr = f"{cell.lr:.1e}".replace("e-0", "e-").replace("e+0", "e")
     heads = f"  heads: {cell.heads}\n" if cell.heads != HEADS else ""
     return (
         "# @package _global_\n"
         f"# study={STUDY} case: {cell.arch} depth={cell.depth} lr={cell.lr:g} "
         f"warmup={cell.warmup}" + (f" heads={cell.heads}" if heads else "") + ".\n"
-        f"# Needed by finding(s) {used_by} (src/resnorm/report/claims/needs.py).\n"
+        f"# Needed by finding(s) {claims} (src/resnorm/report/claims/needs.py).\n"
         "defaults:\n"
         f"  - override /variant: {cell.arch}\n"
         "model:\n"

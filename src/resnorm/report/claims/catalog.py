@@ -1,46 +1,15 @@
-"""Every claim, in report order, judged on every task of a report."""
+"""Every claim of claims.registry, in its order, judged on every task of a report."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from resnorm.report.analysis.probes import add_probe_columns
-from resnorm.report.claims.article import claim_i, claim_j, claim_k, claim_l, claim_m
-from resnorm.report.claims.article_training import claim_o, claim_p, claim_q
-from resnorm.report.claims.literature_alternatives import claim_d, claim_e, claim_g, claim_h
-from resnorm.report.claims.literature_stability import (
-    claim_a,
-    claim_b,
-    claim_c,
-    claim_f,
-    claim_n,
-)
 from resnorm.report.claims.lr_selection import VAL_COLUMNS
-from resnorm.report.claims.rules import ClaimFn, Context, Finding, finish
+from resnorm.report.claims.registry import CLAIMS
+from resnorm.report.claims.rules import Context, Finding, finish
 from resnorm.report.claims.verdicts import resolve
 from resnorm.report.sources.rows import OBJECT_COLUMNS, usable
-
-# (a)-(h), (n): what the literature says residuals and norms do; (i)-(m), (o)-(q): the
-# seed article.
-CLAIMS: list[ClaimFn] = [
-    claim_a,
-    claim_b,
-    claim_c,
-    claim_d,
-    claim_e,
-    claim_f,
-    claim_g,
-    claim_h,
-    claim_i,
-    claim_j,
-    claim_k,
-    claim_l,
-    claim_m,
-    claim_n,
-    claim_o,
-    claim_p,
-    claim_q,
-]
 
 
 def contexts(df: pd.DataFrame) -> list[Context]:
@@ -70,7 +39,7 @@ def all_findings(df: pd.DataFrame) -> list[Finding]:
     verdicts are set only once every finding is built.
     """
     ctxs = contexts(df)
-    found = [fn(ctx) for fn in CLAIMS for ctx in ctxs]
+    found = [c.test(ctx) for c in CLAIMS for ctx in ctxs]
     family = [p for f in found if not f.not_testable and f.fixed is None for p in f.parts]
     resolve(family)
     return [finish(f) for f in found]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pandas as pd
 
 from resnorm.report.analysis.stats import NONE
+from resnorm.report.claims.claim import HERE, OWN_LR, Claim
 from resnorm.report.claims.lr_selection import own_best_arms, protocol_text
+from resnorm.report.claims.needs import DEEP, Cell, lr_grid
 from resnorm.report.claims.rules import (
     DEEP_MIN,
     EQUIVALENT,
@@ -23,11 +25,8 @@ from resnorm.report.claims.rules import (
 
 
 def claim_d(ctx: Context) -> Finding:
-    f = Finding(
-        "d",
-        "ReZero trains deep stacks without normalization",
-        "Bachlechner et al. 2020",
-        ctx.task,
+    f = CLAIM_D.finding(
+        ctx,
         f"Non-inferiority at the deepest depth rezero and pre_ln share (≥ {DEEP_MIN}), "
         f"{protocol_text()}: score(rezero) − score(pre_ln), paired by seed. Supported iff "
         f"rezero is not worse by the margin ({ctx.margin:g} {ctx.metric}; one-sided t-test "
@@ -37,7 +36,7 @@ def claim_d(ctx: Context) -> Finding:
     arms = own_best_arms(ctx, "rezero", "pre_ln", min_depth=DEEP_MIN, deepest=True)
     if not arms.depth >= DEEP_MIN:
         f.details = [*arms.details, no_deep("rezero", "pre_ln")]
-        return fill(f, [ctx.part("rezero − pre_ln", NONE, 0, NOT_WORSE)], ctx, "d")
+        return fill(f, [ctx.part("rezero − pre_ln", NONE, 0, NOT_WORSE)], ctx)
     est, seeds = compare(arms.a, arms.b, "value", arms.keys)
     nn = own_best_arms(ctx, "rezero", "no_norm", min_depth=DEEP_MIN, deepest=True)
     vs_nn, s2 = compare(nn.a, nn.b, "value", nn.keys)
@@ -50,9 +49,21 @@ def claim_d(ctx: Context) -> Finding:
         describe(f"rezero − no_norm at {nn.where}", vs_nn, s2),
         f"rezero divergence rate at its lr: {rz['diverged'].mean():.2f} (n={len(rz)})",
     ]
-    f = fill(f, [ctx.part(f"rezero − pre_ln at {arms.where}", est, seeds, NOT_WORSE)], ctx, "d")
+    f = fill(f, [ctx.part(f"rezero − pre_ln at {arms.where}", est, seeds, NOT_WORSE)], ctx)
     f.untestable = ctx.learned(arms.b)
     return f
+
+
+CLAIM_D = Claim(
+    "d",
+    "ReZero trains deep stacks without normalization",
+    "Bachlechner et al. 2020",
+    # each variant at its own best lr of the grid, chosen on validation
+    needs=lr_grid("rezero", "pre_ln", "no_norm"),
+    test=claim_d,
+    paper="Bachlechner et al. 2020: 12–128 layers on enwik8 (d = 256–512), each model at "
+    "its own tuned lr; " + OWN_LR + ".",
+)
 
 
 FAILS = 0.5  # Post-LN "fails" at a depth where half its seeds diverge or it did not learn
@@ -63,11 +74,8 @@ def _post_ln_fails(ctx: Context, post: pd.DataFrame) -> bool:
 
 
 def claim_e(ctx: Context) -> Finding:
-    f = Finding(
-        "e",
-        "DeepNorm trains Post-LN deeper than plain Post-LN",
-        "Wang et al. 2022",
-        ctx.task,
+    f = CLAIM_E.finding(
+        ctx,
         "Judged at the depths where plain Post-LN fails (half its seeds diverge, or its "
         "mean closes less than a quarter of the gap from chance to perfect) and both have a "
         "complete cell: score(deepnorm) − score(post_ln), paired by setting and seed. "
@@ -84,12 +92,26 @@ def claim_e(ctx: Context) -> Finding:
             f"post_ln trains at every depth tested ({', '.join(f'{d:g}' for d in depths)}): "
             "the claim is about depths where it fails"
         )
-        return fill(f, [ctx.part("deepnorm − post_ln", NONE, 0)], ctx, "e")
+        return fill(f, [ctx.part("deepnorm − post_ln", NONE, 0)], ctx)
     dn = ctx.arm("deepnorm")[lambda g: g["depth"].isin(failing)]
     post = ctx.arm("post_ln")[lambda g: g["depth"].isin(failing)]
     est, seeds = compare(dn, post, "value")
     at = ", ".join(f"{d:g}" for d in failing)
-    return fill(f, [ctx.part(f"deepnorm − post_ln at depth {at}", est, seeds)], ctx, "e")
+    return fill(f, [ctx.part(f"deepnorm − post_ln at depth {at}", est, seeds)], ctx)
+
+
+E_DEPTHS = (DEEP, 16, 32)  # the depths at which plain Post-LN may fail; (e) is judged where it does
+
+CLAIM_E = Claim(
+    "e",
+    "DeepNorm trains Post-LN deeper than plain Post-LN",
+    "Wang et al. 2022",
+    needs=tuple(Cell(a, depth=d) for a in ("deepnorm", "post_ln") for d in E_DEPTHS),
+    test=claim_e,
+    paper="Wang et al. 2022: 200–1000 layers (d = 512–1024), translation, where Post-LN "
+    "diverges from about 18 layers; " + HERE + ", judged at those of depths 8, 16, 32 where "
+    "Post-LN fails here.",
+)
 
 
 def _equivalence_part(ctx: Context, f: Finding, arch: str, ref: str) -> Part:
@@ -107,11 +129,8 @@ def _equivalence_test(ctx: Context, arch: str, ref: str) -> str:
 
 
 def claim_g(ctx: Context) -> Finding:
-    f = Finding(
-        "g",
-        "DyT (tanh) matches LayerNorm",
-        "Zhu et al. 2025",
-        ctx.task,
+    f = CLAIM_G.finding(
+        ctx,
         f"Equivalence, {protocol_text()}: score(dyt_pre) − score(pre_ln), paired by seed, "
         f"each seed averaged over the settings where both have a complete grid. Supported "
         f"iff TOST shows the difference within ±{ctx.margin:g} {ctx.metric} (Holm); "
@@ -121,17 +140,26 @@ def claim_g(ctx: Context) -> Finding:
     arms = own_best_arms(ctx, "dyt_pre", "pre_ln")
     est, seeds = compare(arms.a, arms.b, "value", arms.keys)
     f.details = list(arms.details)
-    f = fill(f, [ctx.part(f"dyt_pre − pre_ln at {arms.where}", est, seeds, EQUIVALENT)], ctx, "g")
+    f = fill(f, [ctx.part(f"dyt_pre − pre_ln at {arms.where}", est, seeds, EQUIVALENT)], ctx)
     f.untestable = ctx.learned(arms.b)
     return f
 
 
+CLAIM_G = Claim(
+    "g",
+    "DyT (tanh) matches LayerNorm",
+    "Zhu et al. 2025",
+    # each variant at its own best lr of the grid, chosen on validation
+    needs=lr_grid("dyt_pre", "pre_ln"),
+    test=claim_g,
+    paper="Zhu et al. 2025: ViT/ConvNeXt on ImageNet, LLaMA 7B–70B, DiT, wav2vec, each at "
+    "tuned settings; " + OWN_LR + ".",
+)
+
+
 def claim_h(ctx: Context) -> Finding:
-    f = Finding(
-        "h",
-        "RMSNorm matches LayerNorm (its cost: resnorm bench norm)",
-        "Zhang & Sennrich 2019",
-        ctx.task,
+    f = CLAIM_H.finding(
+        ctx,
         _equivalence_test(ctx, "rmsnorm_pre", "pre_ln") + " The claim's other half, that "
         "RMSNorm is cheaper, is measured where it means something: `resnorm bench norm` "
         "times the norms at widths 512–4096 on the device at hand (docs/performance.md); "
@@ -141,4 +169,15 @@ def claim_h(ctx: Context) -> Finding:
     same = _equivalence_part(ctx, f, "rmsnorm_pre", "pre_ln")
     cost, seeds = compare(ctx.arm("rmsnorm_pre"), ctx.arm("pre_ln"), "train_s_per_step")
     f.details = [describe("train s/step rmsnorm − layernorm (dim 64)", cost, seeds)]
-    return fill(f, [same], ctx, "h")
+    return fill(f, [same], ctx)
+
+
+CLAIM_H = Claim(
+    "h",
+    "RMSNorm matches LayerNorm (its cost: resnorm bench norm)",
+    "Zhang & Sennrich 2019",
+    needs=(Cell("rmsnorm_pre"), Cell("pre_ln")),
+    test=claim_h,
+    paper="Zhang & Sennrich 2019: translation models (d = 512) timed on GPUs; " + HERE + "; "
+    "the cost is timed by `resnorm bench norm` at widths 512–4096.",
+)

@@ -1,4 +1,4 @@
-"""Claims (a), (b), (c), (f): how Pre-LN, Post-LN and the skip path behave in training
+"""Claims (a), (b), (c), (f), (n): how Pre-LN, Post-LN and the skip path behave in training
 (gradients at init, warmup, rank collapse, LR sensitivity), as the literature reports."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pandas as pd
 
 from resnorm.report.analysis import lr_sensitivity
 from resnorm.report.analysis.stats import NONE, Estimate, mean_ci
-from resnorm.report.claims.needs import MIN_SEEDS
+from resnorm.report.claims.claim import HERE, Claim
+from resnorm.report.claims.needs import MIN_SEEDS, SHALLOW, Cell, lr_grid
 from resnorm.report.claims.rules import (
     DEEP_MIN,
     INIT_KEYS,
@@ -20,7 +21,6 @@ from resnorm.report.claims.rules import (
     describe,
     fill,
     no_deep,
-    probe_part,
     shared_deepest,
 )
 
@@ -28,12 +28,8 @@ GRAD_MIN_DEPTH = 4  # a per-layer profile needs a few layers to have a slope
 
 
 def claim_a(ctx: Context) -> Finding:
-    f = Finding(
-        "a",
-        "Post-LN's per-layer gradient norm at initialisation grows toward the output "
-        "layers, while Pre-LN's is flat",
-        "Xiong et al. 2020",
-        ctx.task,
+    f = CLAIM_A.finding(
+        ctx,
         f"Per run, the OLS slope of ln(per-block gradient norm at init, fixed probe batch) "
         f"against layer position 0..1 (0 = input side), depth ≥ {GRAD_MIN_DEPTH}. "
         f"Supported iff post_ln's slope and post_ln − pre_ln are both better (> 0 by at "
@@ -55,10 +51,25 @@ def claim_a(ctx: Context) -> Finding:
         )
     ]
     parts = [
-        probe_part("post_ln − pre_ln", diff, seeds, "init_grad_slope"),
-        probe_part("post_ln slope", growth, post_seeds, "init_grad_slope"),
+        CLAIM_A.probe_part("post_ln − pre_ln", diff, seeds, "init_grad_slope"),
+        CLAIM_A.probe_part("post_ln slope", growth, post_seeds, "init_grad_slope"),
     ]
-    return fill(f, parts, ctx, "a")
+    return fill(f, parts, ctx)
+
+
+CLAIM_A = Claim(
+    "a",
+    "Post-LN's per-layer gradient norm at initialisation grows toward the output "
+    "layers, while Pre-LN's is flat",
+    "Xiong et al. 2020",
+    needs=(Cell("post_ln"), Cell("pre_ln")),
+    test=claim_a,
+    paper="Xiong et al. 2020 measure the FFN's second weight W² per layer at init with a "
+    "token-level translation loss (d = 512, 6 layers, ReLU); " + HERE + ", the whole "
+    "block's gradient on one probe batch. `resnorm probe xiong` measures their quantity "
+    "in their setting (docs/xiong.md).",
+    probes=("init_grad_slope",),
+)
 
 
 def _warmup_gain(ctx: Context, arch: str) -> pd.DataFrame:
@@ -87,11 +98,8 @@ def _reference(ctx: Context, arch: str, at: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim_b(ctx: Context) -> Finding:
-    f = Finding(
-        "b",
-        "Post-LN needs learning-rate warmup; Pre-LN much less",
-        "Xiong et al. 2020",
-        ctx.task,
+    f = CLAIM_B.finding(
+        ctx,
         "Gain from warmup = score(warmup > 0) − score(warmup = 0), same lr, "
         "depth and seed. Supported iff post_ln's gain − pre_ln's gain and post_ln's gain "
         "are both better (> 0 by the minimum effect; one-sided t-tests, Holm), paired by "
@@ -113,18 +121,25 @@ def claim_b(ctx: Context) -> Finding:
         ctx.part("post_ln gain − pre_ln gain", inter, seeds),
         ctx.part("post_ln gain from warmup", gain_post, int(post["seed"].nunique())),
     ]
-    f = fill(f, parts, ctx, "b")
+    f = fill(f, parts, ctx)
     f.untestable = ctx.learned(_reference(ctx, "pre_ln", post))
     return f
 
 
+CLAIM_B = Claim(
+    "b",
+    "Post-LN needs learning-rate warmup; Pre-LN much less",
+    "Xiong et al. 2020",
+    needs=(Cell("post_ln"), Cell("post_ln", warmup=0), Cell("pre_ln"), Cell("pre_ln", warmup=0)),
+    test=claim_b,
+    paper="Xiong et al. 2020: translation and BERT (d = 512–768), warmup of thousands of "
+    "steps, 100k+ steps; " + HERE + ", warmup 50 vs 0 steps.",
+)
+
+
 def claim_c(ctx: Context) -> Finding:
-    f = Finding(
-        "c",
-        "Without residual connections token representations collapse with depth "
-        "(cosine similarity → 1) and deep stacks stop training",
-        "Dong et al. 2021",
-        ctx.task,
+    f = CLAIM_C.finding(
+        ctx,
         "Mean pairwise token cosine similarity after the last block at init "
         "(fixed probe batch), no_residual vs pre_ln (same norm, skip path off). "
         f"Supported iff at the deepest shared depth (≥ {DEEP_MIN}) off − on > 0, "
@@ -136,7 +151,7 @@ def claim_c(ctx: Context) -> Finding:
     deep = shared_deepest(ctx, "pre_ln", "no_residual")
     if not deep >= DEEP_MIN:
         f.details = [no_deep("pre_ln", "no_residual")]
-        return fill(f, [probe_part("cosine off − on", NONE, 0, "init_cos_last")], ctx, "c")
+        return fill(f, [CLAIM_C.probe_part("cosine off − on", NONE, 0, "init_cos_last")], ctx)
     off, on = ctx.arm("no_residual"), ctx.arm("pre_ln")
     off_deep, on_deep = off[off["depth"] == deep], on[on["depth"] == deep]
     cos, s1 = compare(
@@ -157,13 +172,34 @@ def claim_c(ctx: Context) -> Finding:
         describe("final cosine off − on", compare(off_deep, on_deep, "final_cos_last")[0], s1),
     ]
     parts = [
-        probe_part(f"cosine off − on at depth {deep:g}", cos, s1, "init_cos_last"),
-        probe_part(f"no_residual cosine depth {deep:g} − {shallow:g}", grows, s2, "init_cos_last"),
+        CLAIM_C.probe_part(f"cosine off − on at depth {deep:g}", cos, s1, "init_cos_last"),
+        CLAIM_C.probe_part(
+            f"no_residual cosine depth {deep:g} − {shallow:g}", grows, s2, "init_cos_last"
+        ),
         ctx.part(f"score pre_ln − no_residual at depth {deep:g} ({ctx.metric})", train, s3),
     ]
-    f = fill(f, parts, ctx, "c")
+    f = fill(f, parts, ctx)
     f.untestable = ctx.learned(on_deep)
     return f
+
+
+CLAIM_C = Claim(
+    "c",
+    "Without residual connections token representations collapse with depth "
+    "(cosine similarity → 1) and deep stacks stop training",
+    "Dong et al. 2021",
+    needs=(
+        Cell("pre_ln"),
+        Cell("no_residual"),
+        Cell("pre_ln", depth=SHALLOW),
+        Cell("no_residual", depth=SHALLOW),
+    ),
+    test=claim_c,
+    paper="Dong et al. 2021: pure attention stacks (no MLP, no skip) and trained BERT-size "
+    "models (d = 768, 12–24 layers); " + HERE + ", full blocks with the skip removed, "
+    "cosine similarity at init.",
+    probes=("init_cos_last",),
+)
 
 
 def _sensitivity_diff(ctx: Context, arch: str, ref: str) -> tuple[Estimate, int, str]:
@@ -179,11 +215,8 @@ def _sensitivity_diff(ctx: Context, arch: str, ref: str) -> tuple[Estimate, int,
 
 
 def claim_f(ctx: Context) -> Finding:
-    f = Finding(
-        "f",
-        "Pre-LN is less sensitive to the learning rate than Post-LN and than no norm",
-        "general finding (Xiong et al. 2020; Liu et al. 2020); sensitivity as Wortsman et al. 2023",
-        ctx.task,
+    f = CLAIM_F.finding(
+        ctx,
         lr_sensitivity.DEFINITION + " Supported iff "
         "sensitivity(post_ln) − sensitivity(pre_ln) and sensitivity(no_norm) − "
         "sensitivity(pre_ln) are both better (> 0 by 0.05 nats; one-sided t-tests, Holm), "
@@ -193,18 +226,31 @@ def claim_f(ctx: Context) -> Finding:
     post, s1, lrs1 = _sensitivity_diff(ctx, "post_ln", "pre_ln")
     nonorm, s2, lrs2 = _sensitivity_diff(ctx, "no_norm", "pre_ln")
     parts = [
-        probe_part(f"post_ln − pre_ln (LRs {lrs1 or 'none shared'})", post, s1, "lr_sensitivity"),
-        probe_part(f"no_norm − pre_ln (LRs {lrs2 or 'none shared'})", nonorm, s2, "lr_sensitivity"),
+        CLAIM_F.probe_part(
+            f"post_ln − pre_ln (LRs {lrs1 or 'none shared'})", post, s1, "lr_sensitivity"
+        ),
+        CLAIM_F.probe_part(
+            f"no_norm − pre_ln (LRs {lrs2 or 'none shared'})", nonorm, s2, "lr_sensitivity"
+        ),
     ]
-    return fill(f, parts, ctx, "f")
+    return fill(f, parts, ctx)
+
+
+CLAIM_F = Claim(
+    "f",
+    "Pre-LN is less sensitive to the learning rate than Post-LN and than no norm",
+    "general finding (Xiong et al. 2020; Liu et al. 2020); sensitivity as Wortsman et al. 2023",
+    needs=lr_grid("pre_ln", "post_ln", "no_norm"),
+    test=claim_f,
+    paper="Xiong et al. 2020 and Liu et al. 2020 report Pre-LN trains at larger lr and "
+    "without warmup on translation/BERT; " + HERE + ", lr grid 1e-4 … 1e-1.",
+    probes=("lr_sensitivity",),
+)
 
 
 def claim_n(ctx: Context) -> Finding:
-    f = Finding(
-        "n",
-        "qk-layernorm reduces the learning-rate sensitivity of a Pre-LN Transformer",
-        "Wortsman et al. 2023",
-        ctx.task,
+    f = CLAIM_N.finding(
+        ctx,
         lr_sensitivity.DEFINITION + " Supported iff sensitivity(pre_ln) − "
         "sensitivity(qk_norm) is better (> 0 by 0.05 nats; one-sided t-test, Holm), paired "
         "by seed, on the LRs both have (the study's grid: 3e-4 … 3e-1).",
@@ -212,5 +258,20 @@ def claim_n(ctx: Context) -> Finding:
     )
     est, seeds, lrs = _sensitivity_diff(ctx, "pre_ln", "qk_norm")
     name = f"pre_ln − qk_norm (LRs {lrs or 'none shared'})"
-    part = probe_part(name, est, seeds, "lr_sensitivity")
-    return fill(f, [part], ctx, "n")
+    part = CLAIM_N.probe_part(name, est, seeds, "lr_sensitivity")
+    return fill(f, [part], ctx)
+
+
+# Wortsman et al. 2023's half-decade grid, for their own claim
+WORTSMAN_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+
+CLAIM_N = Claim(
+    "n",
+    "qk-layernorm reduces the learning-rate sensitivity of a Pre-LN Transformer",
+    "Wortsman et al. 2023",
+    needs=lr_grid("pre_ln", "qk_norm", grid=WORTSMAN_GRID),
+    test=claim_n,
+    paper="Wortsman et al. 2023: decoder LMs of 9M–1.2B parameters on C4, 10k+ steps, lr "
+    "grid 1e-4 … 3e-1; " + HERE + ", lr grid 3e-4 … 3e-1.",
+    probes=("lr_sensitivity",),
+)

@@ -1,5 +1,5 @@
-"""What every claim shares: a Finding (stated test, tested parts, verdict), the runs of one
-task (Context), paired comparisons and the thresholds the verdicts use.
+"""What every claim's test shares: the runs of one task (Context), paired comparisons, the
+thresholds the verdicts use, and how a Finding (claims.finding) gets its parts and verdict.
 
 Verdict rules (docs/findings.md; the tests themselves are in claims.verdicts):
 - not testable: the reference model did not learn the task at the judged setting (its mean
@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import pandas as pd
 
 from resnorm.report.analysis.stats import NONE, Estimate, difference
+from resnorm.report.claims.finding import Finding
 from resnorm.report.claims.missing import by_cell, missing_cells
-from resnorm.report.claims.needs import MIN_SEEDS, NEEDS, SEEDS
-from resnorm.report.claims.paper_settings import PAPER_SETTINGS
+from resnorm.report.claims.needs import MIN_SEEDS, SEEDS
 from resnorm.report.claims.verdicts import (
     BETTER,
     EQUIVALENT,
@@ -38,6 +38,7 @@ from resnorm.report.claims.verdicts import (
 )
 
 __all__ = [
+    "Finding",
     "BETTER",
     "EQUIVALENT",
     "NOT_WORSE",
@@ -69,53 +70,6 @@ PAIR_KEYS = ("depth", "dim", "heads", "lr", "warmup_steps", "max_steps", "seed")
 # so runs of an LR grid are not counted as extra (identical) replicates.
 INIT_KEYS = ("depth", "dim", "heads", "seed")
 DEEP_MIN = 6  # "deep" claims are judged at the deepest complete depth both arms share, if >= this
-
-
-@dataclass
-class Finding:
-    id: str
-    claim: str
-    source: str
-    task: str
-    test: str
-    effect: float = math.nan
-    ci: tuple[float, float] | None = None
-    unit: str = ""
-    n: int = 0
-    verdict: str = INCONCLUSIVE
-    missing: list[str] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)
-    needs: str = ""
-    parts: list[Part] = field(default_factory=list)
-    outcome: str = ""  # the headline part's outcome (better / equivalent / worse / ...)
-    fixed: str | None = None  # verdict of an exact, non-statistical check
-    untestable: str = ""  # why the reference did not learn the task here
-    cell_key: str = ""
-
-    def effect_text(self) -> str:
-        if not math.isfinite(self.effect):
-            return "n/a"
-        if self.ci is None:
-            return f"{self.effect:.4g} (no CI)"
-        return f"{self.effect:.4g} [{self.ci[0]:.4g}, {self.ci[1]:.4g}]"
-
-    @property
-    def p_holm(self) -> float:
-        """Holm-adjusted p-value of the headline part's expected outcome (NaN if untested)."""
-        if not self.parts:
-            return math.nan
-        head = self.parts[0]
-        return head.p_adj.get(head.expect, math.nan)
-
-    @property
-    def not_testable(self) -> bool:
-        """The reference did not learn the task where the claim could be judged. (Missing
-        runs come first: without a comparison the finding is inconclusive.)"""
-        return bool(self.untestable) and any(p.testable for p in self.parts)
-
-    def verdict_text(self) -> str:
-        shown = self.outcome and self.verdict in (SUPPORTED, NOT_SUPPORTED)
-        return f"{self.verdict} ({self.outcome})" if shown else self.verdict
 
 
 @dataclass
@@ -191,11 +145,6 @@ class Context:
         return Part(name, est, seeds, expect, threshold, MIN_SEEDS)
 
 
-def probe_part(name: str, est: Estimate, seeds: int, column: str, expect: str = BETTER) -> Part:
-    """A part on a probe quantity, oriented by the caller, with that quantity's threshold."""
-    return Part(name, est, seeds, expect, PROBE_MIN_EFFECTS[column], MIN_SEEDS)
-
-
 def shared_depths(ctx: Context, *archs: str) -> list[float]:
     """Depths at which every arch has a complete cell: MIN_SEEDS usable seeds at one setting
     that all of them share. A lone deeper run of one seed adds no depth."""
@@ -247,18 +196,19 @@ def oriented(est: Estimate, sign: int) -> Estimate:
     return est if sign > 0 else est.flipped()
 
 
-def fill(f: Finding, parts: Sequence[Part], ctx: Context, cell_key: str) -> Finding:
-    """Attach the tested parts (the first is the headline) and what the finding needs.
+def fill(f: Finding, parts: Sequence[Part], ctx: Context) -> Finding:
+    """Attach the tested parts (the first is the headline) and what the finding needs (its
+    claim's cells, ``f.cells``).
 
     The verdict is set later, once the report's Holm family is known (``finish``).
     """
-    f.parts, f.cell_key = list(parts), cell_key
+    f.parts = list(parts)
     head = parts[0].est if parts else NONE
     f.effect, f.n = head.mean, head.n
     f.ci = (head.low, head.high) if head.has_ci else None
     seeds = f"seeds {SEEDS[0]}–{SEEDS[-1]}"
-    f.needs = f"{ctx.task}: " + "; ".join(c.label() for c in NEEDS[cell_key]) + f"; {seeds}"
-    f.missing = missing_cells(ctx, NEEDS[cell_key])
+    f.needs = f"{ctx.task}: " + "; ".join(c.label() for c in f.cells) + f"; {seeds}"
+    f.missing = missing_cells(ctx, f.cells)
     return f
 
 
@@ -276,8 +226,8 @@ def finish(f: Finding, ctx: Context | None = None) -> Finding:
         i = against[0] if f.verdict == NOT_SUPPORTED and against else 0
         f.outcome = f.parts[i].outcome if i == 0 else f"part {i + 1}: {f.parts[i].outcome}"
     f.details = [p.text() for p in f.parts] + f.details
-    if f.cell_key in PAPER_SETTINGS:
-        f.details.append("Distance from the source's setting: " + PAPER_SETTINGS[f.cell_key])
+    if f.paper:
+        f.details.append("Distance from the source's setting: " + f.paper)
     if f.not_testable:
         f.details.insert(0, f.untestable)
     if f.verdict != INCONCLUSIVE:

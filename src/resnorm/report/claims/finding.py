@@ -1,0 +1,58 @@
+"""A Finding: one claim judged on one task — its stated test, the tested parts, the effect
+with its interval, the verdict, and what the task lacks to judge it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from resnorm.report.claims.needs import Cell
+from resnorm.report.claims.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Part
+
+
+@dataclass
+class Finding:
+    id: str
+    claim: str
+    source: str
+    task: str
+    test: str
+    effect: float = math.nan
+    ci: tuple[float, float] | None = None
+    unit: str = ""
+    n: int = 0
+    verdict: str = INCONCLUSIVE
+    missing: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    needs: str = ""
+    parts: list[Part] = field(default_factory=list)
+    outcome: str = ""  # the headline part's outcome (better / equivalent / worse / ...)
+    fixed: str | None = None  # verdict of an exact, non-statistical check
+    untestable: str = ""  # why the reference did not learn the task here
+    cells: tuple[Cell, ...] = ()  # the cells the claim needs (its Claim's)
+    paper: str = ""  # how far the test here is from the source's setting (its Claim's)
+
+    def effect_text(self) -> str:
+        if not math.isfinite(self.effect):
+            return "n/a"
+        if self.ci is None:
+            return f"{self.effect:.4g} (no CI)"
+        return f"{self.effect:.4g} [{self.ci[0]:.4g}, {self.ci[1]:.4g}]"
+
+    @property
+    def p_holm(self) -> float:
+        """Holm-adjusted p-value of the headline part's expected outcome (NaN if untested)."""
+        if not self.parts:
+            return math.nan
+        head = self.parts[0]
+        return head.p_adj.get(head.expect, math.nan)
+
+    @property
+    def not_testable(self) -> bool:
+        """The reference did not learn the task where the claim could be judged. (Missing
+        runs come first: without a comparison the finding is inconclusive.)"""
+        return bool(self.untestable) and any(p.testable for p in self.parts)
+
+    def verdict_text(self) -> str:
+        shown = self.outcome and self.verdict in (SUPPORTED, NOT_SUPPORTED)
+        return f"{self.verdict} ({self.outcome})" if shown else self.verdict
