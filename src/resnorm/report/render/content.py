@@ -8,7 +8,7 @@ from collections import Counter
 
 import pandas as pd
 
-from resnorm.report.analysis import frontier, lr_sensitivity
+from resnorm.report.analysis import budget, frontier, lr_sensitivity
 from resnorm.report.analysis.stats import LEVEL
 from resnorm.report.analysis.table import TARGET_FRACTION, group_keys
 from resnorm.report.build import ReportData
@@ -148,6 +148,31 @@ def findings_table(data: ReportData) -> Table:
         for f in data.findings
     ]
     return head, rows
+
+
+BUDGET_TITLE = "Budget check"
+
+
+def budget_note() -> str:
+    return budget.criterion()
+
+
+def budget_table(data: ReportData) -> Table:
+    """Has pre_ln's validation curve flattened? One row per task × width × step budget;
+    empty when the report has no pre_ln run at the base cell."""
+    rows = []
+    for r in budget.budget_rows(data.runs):
+        if r.best is None:
+            best = "no LR grid"
+        elif math.isclose(r.best.lr, r.base.lr):
+            best = f"lr {r.best.lr:g}: the base lr"
+        else:
+            best = f"lr {r.best.lr:g}: {r.best.text()}"
+        rows.append([r.task, fmt(r.dim), fmt(r.budget), r.metric, r.base.text(), best])
+    if not rows:
+        return [], []
+    head = ["task", "width", "steps", "metric", f"{budget.REFERENCE} lr {budget.BASE_LR:g}"]
+    return head + [f"{budget.REFERENCE} at its best lr"], rows
 
 
 def lr_table(data: ReportData) -> Table:

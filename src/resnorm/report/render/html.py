@@ -131,6 +131,12 @@ def render(data: ReportData) -> str:
     if t := content.targets_line(data):
         body.append(f"<p class='small'>{escape(t)}</p>")
     body += ["<h2 id='findings'>Findings</h2>", findings_html(data)]
+    if (budget := content.budget_table(data))[0]:
+        body += [
+            f"<h2 id='budget'>{escape(content.BUDGET_TITLE)}</h2>",
+            f"<p>{escape(content.budget_note())}</p>",
+            table(budget),
+        ]
     for section, title in content.SECTION_TITLES.items():
         if section == content.HEADLINE:
             continue  # drawn under the verdicts

@@ -92,6 +92,9 @@ def render(data: ReportData) -> str:
         if f.missing:
             lines += ["- Missing: " + text("; ".join(f.missing))]
         lines += [f"- Needs: {text(f.needs)}", ""]
+    if (budget := content.budget_table(data))[0]:
+        lines += [f"## {content.BUDGET_TITLE}", "", text(content.budget_note()), ""]
+        lines += md_table(budget)
     for section, title in content.SECTION_TITLES.items():
         if section == content.HEADLINE:
             continue  # drawn under the verdicts
