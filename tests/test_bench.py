@@ -89,3 +89,52 @@ def test_norm_bench_times_each_norm_forward_and_backward():
     assert all(rows[0][f"{n} ms"] > 0 for n in norm.NORMS)
     ratio = rows[0]["rmsnorm ms"] / rows[0]["layernorm ms"]
     assert rows[0]["rmsnorm / layernorm"] == pytest.approx(ratio)
+
+
+def test_block_cost_bench_times_four_blocks_and_counts_the_norms_parameters(tmp_path, capsys):
+    import json
+    import math
+
+    from resnorm.bench import block_cost
+    from resnorm.bench.cli import main
+
+    out = tmp_path / "block_cost.json"
+    argv = ["block_cost", "--device", "cpu", "--widths", "32", "64", "--batch", "2", "--seq", "4",
+            "--rounds", "2", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    for name in ("pre_ln", "no_norm", "no_residual", "plain"):
+        assert f"{name} ms" in printed and f"{name} params" in printed
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["width"] for r in rows] == [32, 64]
+    for r in rows:
+        d = r["width"]
+        for name in block_cost.CONFIGS:
+            assert math.isfinite(r[f"{name} ms"]) and r[f"{name} ms"] > 0
+        for label in block_cost.RATIOS:
+            assert math.isfinite(r[label]) and r[label] > 0
+            lo, hi = (float(v) for v in r[f"{label} range"].split(".."))
+            assert 0 < lo <= hi
+        # two LayerNorms of 2·d each; the residual adds own nothing
+        assert r["pre_ln params"] - r["no_norm params"] == 4 * d
+        assert r["no_residual params"] == r["pre_ln params"]
+        assert r["plain params"] == r["no_norm params"]
+
+
+def test_block_cost_configs_differ_only_by_skip_and_norms():
+    from resnorm.bench import block_cost
+
+    x = torch.randn(2, 4, 32)
+    blocks = {}
+    for name in block_cost.CONFIGS:
+        torch.manual_seed(0)  # same weights in all four
+        blocks[name] = block_cost.build(name, 32).eval()
+    norms = {
+        n: sum(isinstance(m, torch.nn.LayerNorm) for m in b.modules()) for n, b in blocks.items()
+    }
+    assert norms == {"pre_ln": 2, "no_norm": 0, "no_residual": 2, "plain": 0}
+    with torch.no_grad():
+        attn, ffn = blocks["plain"].attn.fn, blocks["plain"].ffn.fn
+        assert torch.allclose(blocks["plain"](x), ffn(attn(x)), atol=1e-6)
+        h = x + attn(x)
+        assert torch.allclose(blocks["no_norm"](x), h + ffn(h), atol=1e-6)
