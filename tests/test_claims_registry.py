@@ -23,7 +23,7 @@ from resnorm.report.claims.registry import CLAIMS, all_cells, cases, claim, used
 from resnorm.report.claims.rules import PROBE_MIN_EFFECTS, Context
 from resnorm.report.claims.verdicts import INCONCLUSIVE
 
-KEYS = tuple("abcdefghijklmnopq")
+KEYS = tuple("abcdefghijklmnopqr")
 SEEDS = 4  # >= MIN_SEEDS: every needed cell complete
 
 
@@ -98,7 +98,7 @@ def _runs(cells: tuple[Cell, ...], seed: int = 0) -> pd.DataFrame:
                     "task": "t",
                     "arch": cell.arch,
                     "depth": cell.depth,
-                    "dim": 64,
+                    "dim": cell.dim,
                     "heads": cell.heads,
                     "lr": cell.lr,
                     "warmup_steps": cell.warmup,

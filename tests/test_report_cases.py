@@ -11,7 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from resnorm.paths import conf_dir
-from resnorm.report.claims.needs import SEEDS, TASKS
+from resnorm.report.claims.needs import DIM, HEADS, SEEDS, TASKS
 from resnorm.report.claims.registry import NEEDS, all_cells, cases
 from resnorm.report.sources.arch import LEGACY_ARCH_FIELDS, arch_name, arch_of, legacy_arch
 from resnorm.report.sources.rows import summary_row
@@ -49,7 +49,7 @@ def test_findings_study_size():
     assert params["seed"] == [str(s) for s in SEEDS]
     assert set(params["task"]) == set(TASKS)
     n = len(params["task"]) * len(params["+case"]) * len(params["seed"])
-    assert n == len(TASKS) * len(all_cells()) * len(SEEDS) == 4 * 48 * 8
+    assert n == len(TASKS) * len(all_cells()) * len(SEEDS) == 4 * 51 * 8
     assert len(SEEDS) >= 8  # paired t-tests at a Holm-corrected level need the seeds
 
 
@@ -59,7 +59,8 @@ def test_case_selects_its_variant_and_sets_only_depth_lr_warmup(name):
     case = yaml.safe_load((CONF / "case" / f"{name}.yaml").read_text())
     assert case["defaults"] == [{"override /variant": cell.arch}]
     assert set(case) == {"defaults", "model", "optim"}
-    assert set(case["model"]) == ({"depth"} if cell.heads == 4 else {"depth", "heads"})
+    want = {"depth"} | ({"heads"} if cell.heads != HEADS else set())
+    assert set(case["model"]) == want | ({"dim"} if cell.dim != DIM else set())
     assert set(case["optim"]) == {"lr", "warmup_steps"}
 
 
@@ -73,11 +74,14 @@ def test_case_composes_to_its_cell(compose_cfg, name):
     overrides = variant_overrides(model, model["variant"])
     default_depth = definitions()[cell.arch]["depth"]
     want = {} if cell.depth == default_depth else {"depth": cell.depth}
-    assert overrides == (want if cell.heads == 4 else {**want, "heads": cell.heads})
+    want |= {"heads": cell.heads} if cell.heads != HEADS else {}
+    want |= {"dim": cell.dim} if cell.dim != DIM else {}
+    assert overrides == want
     assert arch_name(model["variant"], overrides, LEGACY_ARCH_FIELDS) == cell.arch
     assert legacy_arch(model, model["variant"]) == cell.arch  # old summaries: same name
-    assert (model["depth"], cfg.optim.lr, cfg.optim.warmup_steps) == (
+    assert (model["depth"], model["dim"], cfg.optim.lr, cfg.optim.warmup_steps) == (
         cell.depth,
+        cell.dim,
         pytest.approx(cell.lr),
         cell.warmup,
     )
@@ -85,7 +89,7 @@ def test_case_composes_to_its_cell(compose_cfg, name):
 
 
 def test_each_claim_needs_at_least_two_groups():
-    assert set(NEEDS) == set("abcdefghijklmnopq")
+    assert set(NEEDS) == set("abcdefghijklmnopqr")
     assert all(len(cells) >= 2 for cells in NEEDS.values())
 
 

@@ -1,6 +1,7 @@
-"""Claims (o)-(q): the seed article's statements about training itself (§3.3): residual
+"""Claims (o)-(r): the seed article's statements about training itself (§3.3): residual
 connections speed up convergence; LayerNorm reduces overfitting; LayerNorm keeps the
-distribution of the layers' inputs stable during training."""
+distribution of the layers' inputs stable during training; together they let models grow
+deeper and wider."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import math
 
 import pandas as pd
 
+from resnorm.report.analysis.stats import pair
 from resnorm.report.analysis.table import steps_to_target
 from resnorm.report.claims.article import ARTICLE, UNSTATED
 from resnorm.report.claims.claim import HERE, Claim
-from resnorm.report.claims.needs import Cell
+from resnorm.report.claims.needs import DEEP, DIM, SHALLOW, Cell
 from resnorm.report.claims.rules import (
     PAIR_KEYS,
     Context,
@@ -19,6 +21,7 @@ from resnorm.report.claims.rules import (
     compare,
     describe,
     fill,
+    oriented,
 )
 
 REACH = 0.5  # the target: half the way from chance to the reference's worst seed
@@ -151,4 +154,72 @@ CLAIM_Q = Claim(
     test=claim_q,
     paper=UNSTATED,
     probes=("rms_drift",),
+)
+
+
+WIDE = 2 * DIM  # claim (r)'s wider cells: width 128 against the base width 64
+
+
+def _advantage(ctx: Context, depth: float, dim: float) -> pd.DataFrame:
+    """Per setting and seed at (depth, width): score(pre_ln) − score(plain), the block with
+    residual and LayerNorm against the block with neither, oriented so that > 0 means
+    pre_ln is better."""
+    p = pair(ctx.arm("pre_ln", dim, depth=depth), ctx.arm("plain", dim, depth=depth),
+             list(PAIR_KEYS), "value")  # fmt: skip
+    p["gap"] = p["diff"] * ctx.sign
+    return p
+
+
+def claim_r(ctx: Context) -> Finding:
+    f = CLAIM_R.finding(
+        ctx,
+        f"Advantage = score(pre_ln) − score(plain) (residual + LayerNorm vs neither), paired "
+        f"by setting and seed, oriented so that > 0 means pre_ln is better. Two parts, each "
+        f"an interaction per seed: (1) deeper: the advantage at depth {DEEP} − at depth "
+        f"{SHALLOW} (width {DIM}); (2) wider: the advantage at width {WIDE} − at width {DIM} "
+        f"(depth {DEEP}). Supported iff both are better (> 0 by the minimum effect; one-sided "
+        f"t-tests, Holm).",
+        unit=f"Δ advantage pre_ln − plain ({ctx.metric.split('/')[-1]}, > 0: grows)",
+    )
+    base = ctx.base_dim
+    deep, shallow = _advantage(ctx, DEEP, base), _advantage(ctx, SHALLOW, base)
+    wide = _advantage(ctx, DEEP, WIDE) if base != WIDE else deep.iloc[0:0]
+    deeper, s1 = compare(deep, shallow, "gap", tuple(k for k in PAIR_KEYS if k != "depth"))
+    wider, s2 = compare(wide, deep, "gap", tuple(k for k in PAIR_KEYS if k != "dim"))
+    f.details = []
+    for depth, dim in ((SHALLOW, base), (DEEP, base), (DEEP, WIDE)):
+        est, seeds = compare(
+            ctx.arm("pre_ln", dim, depth=depth), ctx.arm("plain", dim, depth=depth), "value"
+        )
+        f.details.append(
+            describe(
+                f"score pre_ln − plain at depth {depth:g}, width {dim:g} (> 0: pre_ln better)",
+                oriented(est, ctx.sign),
+                seeds,
+            )
+        )
+    parts = [
+        ctx.part(f"deeper: advantage at depth {DEEP} − depth {SHALLOW}", deeper, s1, score=False),
+        ctx.part(f"wider: advantage at width {WIDE} − width {DIM}", wider, s2, score=False),
+    ]
+    f = fill(f, parts, ctx)
+    # the reference at the deep settings judged (not pre_ln's whole lr grid at that depth)
+    setting = [k for k in PAIR_KEYS if k != "seed"]
+    judged = deep[setting].drop_duplicates()
+    f.untestable = ctx.learned(ctx.arm("pre_ln", depth=DEEP).merge(judged, on=setting))
+    return f
+
+
+CLAIM_R = Claim(
+    "r",
+    "Residual connections and LayerNorm let models grow deeper and wider",
+    ARTICLE,
+    needs=tuple(
+        Cell(a, depth=d, dim=m)
+        for a in ("pre_ln", "plain")
+        for d, m in ((DEEP, DIM), (SHALLOW, DIM), (DEEP, WIDE))
+    ),
+    test=claim_r,
+    paper="The seed article states it without a setting; here: widths 64 vs 128 only, "
+    "depths 2 vs 8, 200 steps, lr 1e-3, the embedded tasks.",
 )

@@ -14,27 +14,33 @@ import sys
 from pathlib import Path
 
 from resnorm.paths import conf_dir
-from resnorm.report.claims.needs import HEADS, Cell
+from resnorm.report.claims.needs import DIM, HEADS, Cell
 from resnorm.report.claims.registry import cases, used_by
 
 STUDY = "findings"
 
 
 def render(cell: Cell) -> str:
-    """The case file of one cell: its variant, then depth, lr and warmup."""
+    """The case file of one cell: its variant, then depth (heads, width where not the
+    default), lr and warmup."""
     claims = ", ".join(used_by(cell))
     lr = f"{cell.lr:.1e}".replace("e-0", "e-").replace("e+0", "e")
     heads = f"  heads: {cell.heads}\n" if cell.heads != HEADS else ""
+    dim = f"  dim: {cell.dim}\n" if cell.dim != DIM else ""
     return (
         "# @package _global_\n"
         f"# study={STUDY} case: {cell.arch} depth={cell.depth} lr={cell.lr:g} "
-        f"warmup={cell.warmup}" + (f" heads={cell.heads}" if heads else "") + ".\n"
+        f"warmup={cell.warmup}"
+        + (f" heads={cell.heads}" if heads else "")
+        + (f" dim={cell.dim}" if dim else "")
+        + ".\n"
         f"# Needed by finding(s) {claims} (src/resnorm/report/claims/needs.py).\n"
         "defaults:\n"
         f"  - override /variant: {cell.arch}\n"
         "model:\n"
         f"  depth: {cell.depth}\n"
         f"{heads}"
+        f"{dim}"
         "optim:\n"
         f"  lr: {lr}\n"
         f"  warmup_steps: {cell.warmup}\n"

@@ -13,7 +13,8 @@ from resnorm.report.sources.rows import OBJECT_COLUMNS, usable
 
 
 def contexts(df: pd.DataFrame) -> list[Context]:
-    """One Context per task present in the runs (usable or not)."""
+    """One Context per task present in the runs (usable or not); each judges its claims at
+    the task's base width (rules.Context), claim (r) at every width."""
     ok = add_probe_columns(usable(df))
     # narrow frames: every claim filters and merges many times, and pandas copies all columns
     # claim (o) reads validation curves; (d), (g) select each variant's lr on validation
@@ -25,7 +26,8 @@ def contexts(df: pd.DataFrame) -> list[Context]:
             if c in keep or (c not in OBJECT_COLUMNS and not c.startswith(("m_", "stab_")))
         ]
     ]
-    lean = df[["task", "arch", "depth", "heads", "lr", "warmup_steps", "seed", "status", "usable"]]
+    cols = ("task", "arch", "depth", "dim", "heads", "lr", "warmup_steps", "seed", "status")
+    lean = df[[c for c in (*cols, "usable") if c in df]]
     out = []
     for task in sorted(df["task"].dropna().unique()):
         out.append(Context(task, ok[ok["task"] == task], lean[lean["task"] == task]))

@@ -32,7 +32,7 @@ class Claim:
     metric (rules.MIN_EFFECTS, rules.MARGINS); probe parts take their quantity's
     (rules.PROBE_MIN_EFFECTS), and a claim compares only the probe quantities it declares."""
 
-    key: str  # "a" … "q": the finding's id
+    key: str  # "a" … "r": the finding's id
     statement: str
     source: str
     needs: tuple[Cell, ...]  # every cell its test reads: the findings study runs them

@@ -1,7 +1,7 @@
 """The cells the claims' runs are made of, and the findings study's base setting.
 
 A cell is a variant (a conf/variant name, which its case file selects) at a depth, learning
-rate, warmup and head count; every cell is run for each seed of SEEDS on each embedded task.
+rate, warmup, head count and width; every cell is run for each seed of SEEDS on each embedded task.
 Each claim lists the cells it needs in its own ``Claim`` (claims.claim); claims.registry
 collects them into conf/case/*.yaml, the ``study=findings`` preset and the report's
 "missing" lines.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 DEEP, SHALLOW = 8, 2
 BASE_LR, BASE_WARMUP = 1e-3, 50
 HEADS = 4  # conf/model/default.yaml: at width 64, d_k = 16
+DIM = 64  # conf/model/default.yaml: the base width every claim but (r) is judged at
 LR_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 SEEDS = tuple(range(8))  # the findings study's seeds: paired t-tests need n well above 3
 MIN_SEEDS = 3  # fewer seeds than this never support or refute a finding
@@ -27,6 +28,7 @@ class Cell:
     lr: float = BASE_LR
     warmup: int = BASE_WARMUP
     heads: int = HEADS
+    dim: int = DIM
 
     @property
     def case(self) -> str:
@@ -40,13 +42,17 @@ class Cell:
             name += f"_w{self.warmup}"
         if self.heads != HEADS:
             name += f"_h{self.heads}"
+        if self.dim != DIM:
+            name += f"_dim{self.dim}"
         return name
 
     def label(self) -> str:
         heads = f" heads={self.heads}" if self.heads != HEADS else ""
-        return f"{self.arch} depth={self.depth} lr={self.lr:g} warmup={self.warmup}{heads}"
+        dim = f" dim={self.dim}" if self.dim != DIM else ""
+        return f"{self.arch} depth={self.depth} lr={self.lr:g} warmup={self.warmup}{heads}{dim}"
 
 
 def lr_grid(*archs: str, grid: tuple[float, ...] = LR_GRID) -> tuple[Cell, ...]:
-    """Every arch at every lr of ``grid`` (depth, warmup and heads at the base setting)."""
+    """Every arch at every lr of ``grid`` (depth, warmup, heads and width at the base
+    setting)."""
     return tuple(Cell(a, lr=lr) for a in archs for lr in grid)

@@ -8,13 +8,13 @@ A claim is added by defining its ``Claim`` next to its test function and listing
 from __future__ import annotations
 
 from resnorm.report.claims.article import CLAIM_I, CLAIM_J, CLAIM_K, CLAIM_L, CLAIM_M
-from resnorm.report.claims.article_training import CLAIM_O, CLAIM_P, CLAIM_Q
+from resnorm.report.claims.article_training import CLAIM_O, CLAIM_P, CLAIM_Q, CLAIM_R
 from resnorm.report.claims.claim import Claim
 from resnorm.report.claims.literature_alternatives import CLAIM_D, CLAIM_E, CLAIM_G, CLAIM_H
 from resnorm.report.claims.literature_stability import CLAIM_A, CLAIM_B, CLAIM_C, CLAIM_F, CLAIM_N
 from resnorm.report.claims.needs import Cell
 
-# (a)-(h), (n): what the literature says residuals and norms do; (i)-(m), (o)-(q): the
+# (a)-(h), (n): what the literature says residuals and norms do; (i)-(m), (o)-(r): the
 # seed article.
 CLAIMS: tuple[Claim, ...] = (
     CLAIM_A,
@@ -34,6 +34,7 @@ CLAIMS: tuple[Claim, ...] = (
     CLAIM_O,
     CLAIM_P,
     CLAIM_Q,
+    CLAIM_R,
 )
 
 # The cells each claim needs, by key: a view of CLAIMS.
@@ -41,7 +42,7 @@ NEEDS: dict[str, tuple[Cell, ...]] = {c.key: c.needs for c in CLAIMS}
 
 
 def claim(key: str) -> Claim:
-    """The claim with this key ("a" … "q")."""
+    """The claim with this key ("a" … "r")."""
     for c in CLAIMS:
         if c.key == key:
             return c

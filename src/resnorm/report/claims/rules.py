@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import pandas as pd
 
 from resnorm.report.analysis.stats import NONE, Estimate, difference
 from resnorm.report.claims.finding import Finding
-from resnorm.report.claims.missing import by_cell, missing_cells
+from resnorm.report.claims.missing import at_width, base_width, by_cell, missing_cells
 from resnorm.report.claims.needs import MIN_SEEDS, SEEDS
 from resnorm.report.claims.verdicts import (
     BETTER,
@@ -74,11 +74,24 @@ DEEP_MIN = 6  # "deep" claims are judged at the deepest complete depth both arms
 
 @dataclass
 class Context:
-    """The runs of one task, ready for the claim functions."""
+    """The runs of one task, ready for the claim functions.
+
+    ``runs`` holds the base width only (``base_width``): every claim but (r) is judged at
+    one width, so runs of a wider cell never enter its settings or its means. ``every_width``
+    keeps all usable runs, for the claim that compares widths.
+    """
 
     task: str
-    runs: pd.DataFrame  # usable runs of this task, with probe columns
-    all_runs: pd.DataFrame  # every run of this task, whatever its status
+    runs: pd.DataFrame  # usable runs of this task at the base width, with probe columns
+    all_runs: pd.DataFrame  # every run of this task, whatever its status or width
+    every_width: pd.DataFrame | None = None  # usable runs at every width (default: runs)
+    base_dim: float = field(init=False, default=math.nan)
+
+    def __post_init__(self) -> None:
+        if self.every_width is None:
+            self.every_width = self.runs
+        self.base_dim = base_width(self.every_width)
+        self.runs = at_width(self.runs, self.base_dim)
 
     @property
     def metric(self) -> str:
@@ -99,17 +112,28 @@ class Context:
 
     @cached_property
     def index(self) -> tuple[dict, dict]:
-        """Usable seeds, and statuses of unusable runs, per (arch, depth, lr, warmup)."""
+        """Usable seeds, and statuses of unusable runs, per (arch, depth, lr, warmup, heads,
+        width) at every width."""
         bad = self.all_runs[~self.all_runs["usable"]]
-        return by_cell(self.runs, "seed"), by_cell(bad, "status")
+        return by_cell(self.widths, "seed", self.base_dim), by_cell(bad, "status", self.base_dim)
+
+    @property
+    def widths(self) -> pd.DataFrame:
+        """The usable runs of this task at every width."""
+        return self.runs if self.every_width is None else self.every_width
 
     @property
     def delta(self) -> str:
         """Unit of a score difference, e.g. 'Δacc' or 'Δbpc (lower is better)'."""
         return f"Δ{self.metric.split('/')[-1]}" + (" (lower is better)" if self.sign < 0 else "")
 
-    def arm(self, arch: str, **where: object) -> pd.DataFrame:
-        g = self.runs[self.runs["arch"] == arch]
+    def arm(self, arch: str, dim: float | None = None, **where: object) -> pd.DataFrame:
+        """The runs of ``arch`` at the base width, or at width ``dim``, matching ``where``."""
+        if dim is None or dim == self.base_dim:
+            g = self.runs[self.runs["arch"] == arch]
+        else:
+            g = self.widths[self.widths["arch"] == arch]
+            g = g[g["dim"] == dim] if "dim" in g else g.iloc[0:0]
         for k, v in where.items():
             g = g[g[k] == v]
         return g
