@@ -201,3 +201,11 @@ def test_three_launchers_divide_a_study_and_a_killed_ones_run_is_taken_over(tmp_
         index = list(csv.DictReader(f))
     assert len(index) == 6 and {r["status"] for r in index} == {"completed"}
     assert any("resnorm: waiting for" in o or "taking over" in o for o in outs[1:])
+
+
+def test_settle_without_waiting_names_the_runs_held_elsewhere(tmp_path, capsys):
+    run = tmp_path / "busy"
+    run.mkdir()
+    foreign(run, age_s=0.0)
+    settle([Pending(0, str(run))], ClaimOptions(30.0, 300.0), lambda _: None, wait=False)
+    assert "left to another launcher (elsewhere pid 1, heartbeat" in capsys.readouterr().out
