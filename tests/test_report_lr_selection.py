@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from resnorm.report.claims import registry
+from resnorm.report.claims.finding import Finding
+from resnorm.report.claims.literature_alternatives import BASE_LR_ONLY
 from resnorm.report.claims.lr_selection import choose, own_best_arms, val_scores
 from resnorm.report.claims.needs import LR_GRID
 from resnorm.report.claims.rules import Context, compare, finish
-from resnorm.report.claims.verdicts import BETTER, WORSE, resolve
+from resnorm.report.claims.verdicts import BETTER, INCONCLUSIVE, NOT_SUPPORTED, WORSE, resolve
 
 CLAIM_D = registry.claim("d").test
 CLAIM_G = registry.claim("g").test
@@ -183,3 +185,13 @@ def test_a_planted_effect_at_every_lr_is_found():
     for claim in ("d", "g"):
         worse = [f.outcome == WORSE for f in found if f.id == claim]
         assert sum(worse) / len(worse) >= 0.8, (claim, sum(worse))
+
+
+def test_a_verdict_without_the_full_grid_says_so():
+    f = Finding("g", "DyT matches LayerNorm", "Zhu et al. 2025", "image_digits", "TOST",
+                verdict=NOT_SUPPORTED, outcome="worse")  # fmt: skip
+    assert f.verdict_text() == "not supported (worse)"
+    f.caveat = BASE_LR_ONLY
+    assert f.verdict_text() == "not supported (worse; both at lr 1e-3 only: LR grid incomplete)"
+    f.verdict = INCONCLUSIVE
+    assert f.verdict_text() == "inconclusive"

@@ -31,6 +31,7 @@ class Finding:
     untestable: str = ""  # why the reference did not learn the task here
     cells: tuple[Cell, ...] = ()  # the cells the claim needs (its Claim's)
     paper: str = ""  # how far the test here is from the source's setting (its Claim's)
+    caveat: str = ""  # a condition of the verdict shown with it (e.g. a protocol not met)
 
     def effect_text(self) -> str:
         if not math.isfinite(self.effect):
@@ -54,5 +55,6 @@ class Finding:
         return bool(self.untestable) and any(p.testable for p in self.parts)
 
     def verdict_text(self) -> str:
-        shown = self.outcome and self.verdict in (SUPPORTED, NOT_SUPPORTED)
-        return f"{self.verdict} ({self.outcome})" if shown else self.verdict
+        decided = self.verdict in (SUPPORTED, NOT_SUPPORTED)
+        notes = [x for x in (self.outcome, self.caveat) if x] if decided else []
+        return f"{self.verdict} ({'; '.join(notes)})" if notes else self.verdict

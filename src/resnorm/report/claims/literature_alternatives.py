@@ -7,8 +7,8 @@ import pandas as pd
 
 from resnorm.report.analysis.stats import NONE
 from resnorm.report.claims.claim import HERE, OWN_LR, Claim
-from resnorm.report.claims.lr_selection import own_best_arms, protocol_text
-from resnorm.report.claims.needs import DEEP, Cell, lr_grid
+from resnorm.report.claims.lr_selection import lr_text, own_best_arms, protocol_text
+from resnorm.report.claims.needs import BASE_LR, DEEP, Cell, lr_grid
 from resnorm.report.claims.rules import (
     DEEP_MIN,
     EQUIVALENT,
@@ -51,6 +51,7 @@ def claim_d(ctx: Context) -> Finding:
     ]
     f = fill(f, [ctx.part(f"rezero − pre_ln at {arms.where}", est, seeds, NOT_WORSE)], ctx)
     f.untestable = ctx.learned(arms.b)
+    f.caveat = "" if arms.own_lr else BASE_LR_ONLY
     return f
 
 
@@ -100,6 +101,9 @@ def claim_e(ctx: Context) -> Finding:
     return fill(f, [ctx.part(f"deepnorm − post_ln at depth {at}", est, seeds)], ctx)
 
 
+# shown with a verdict reached without the own-best-lr protocol (its grid incomplete)
+BASE_LR_ONLY = f"both at lr {lr_text(BASE_LR)} only: LR grid incomplete"
+
 E_DEPTHS = (DEEP, 16, 32)  # the depths at which plain Post-LN may fail; (e) is judged where it does
 
 CLAIM_E = Claim(
@@ -142,6 +146,7 @@ def claim_g(ctx: Context) -> Finding:
     f.details = list(arms.details)
     f = fill(f, [ctx.part(f"dyt_pre − pre_ln at {arms.where}", est, seeds, EQUIVALENT)], ctx)
     f.untestable = ctx.learned(arms.b)
+    f.caveat = "" if arms.own_lr else BASE_LR_ONLY
     return f
 
 
