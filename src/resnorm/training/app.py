@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from resnorm.errors import one_line_error
 from resnorm.jobs import study_progress
 from resnorm.jobs.claims import Claim, ClaimOptions, acquire
-from resnorm.jobs.index import refresh_index, write_index
+from resnorm.jobs.index import refresh_index
 from resnorm.jobs.packing import done_before, pack_id, read_manifest
 from resnorm.jobs.resume import previous_status, should_skip
 from resnorm.outputs import run_key
@@ -83,12 +83,10 @@ def claim(cfg: DictConfig | dict[str, Any], run_dir: str) -> Claim | RankClaim |
     return None
 
 
-def report(summaries: list[dict[str, Any]], sweep_dir: str | None) -> None:
-    """Each member's line, followed by the study's progress in a multirun; one print per
-    line, so parallel jobs' lines never mix."""
-    progress = ""
-    if sweep_dir is not None:
-        progress = study_progress.status(refresh_index(sweep_dir))
+def report(summaries: list[dict[str, Any]], rows: list[dict[str, Any]] | None) -> None:
+    """Each member's line, followed by the study's progress (from the refreshed index
+    ``rows``) in a multirun; one print per line, so parallel jobs' lines never mix."""
+    progress = study_progress.status(rows) if rows is not None else ""
     for summary in summaries:
         print(f"resnorm: {headline(summary)}" + (f" {progress}" if progress else ""), flush=True)
 
@@ -110,13 +108,16 @@ def run_packed(cfg: DictConfig, hc: Any) -> list[float | None]:
     except ValueError as exc:
         failed(hc.runtime.output_dir, exc)
         return []
+    summaries: list[dict[str, Any]] = []
     try:
-        return train_members(cfg, hc, manifest)
+        summaries = train_members(cfg, hc, manifest)
     finally:
-        write_index(manifest["sweep_dir"])
+        rows = refresh_index(manifest["sweep_dir"])
+    report(summaries, rows)
+    return [headline_metric(s) for s in summaries]
 
 
-def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[float | None]:
+def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     from resnorm.training.validate import check_config  # lazy: imports torch
 
     cfgs, run_dirs, claims = [], [], []
@@ -145,15 +146,15 @@ def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[fl
     if not cfgs:
         return []
     try:
-        return train_claimed(cfg, hc, cfgs, run_dirs, manifest["sweep_dir"])
+        return train_claimed(cfg, hc, cfgs, run_dirs)
     finally:
         for held in claims:
             held.release()
 
 
 def train_claimed(
-    cfg: DictConfig, hc: Any, cfgs: list[DictConfig], run_dirs: list[str], sweep_dir: str
-) -> list[float | None]:
+    cfg: DictConfig, hc: Any, cfgs: list[DictConfig], run_dirs: list[str]
+) -> list[dict[str, Any]]:
     cap_threads(cfg, hc)
     from resnorm.training.run import run_pack  # lazy: imports Lightning
 
@@ -162,13 +163,11 @@ def train_claimed(
     keys = [run_key(OmegaConf.to_container(c, resolve=True)) for c in cfgs]
     pid = pack_id(list(zip(run_dirs, keys, strict=True)))
     try:
-        summaries = run_pack(cfgs, run_dirs, checked=True, pack_id=pid)
+        return run_pack(cfgs, run_dirs, checked=True, pack_id=pid)
     except Exception as exc:
         for run_dir in run_dirs:
             failed(run_dir, exc)
         return []
-    report(summaries, sweep_dir)
-    return [headline_metric(s) for s in summaries]
 
 
 @hydra.main(config_path=conf_dir(), config_name="train", version_base="1.3")
@@ -203,10 +202,9 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
     finally:
         if held is not None:
             held.release()
+        rows = refresh_index(hc.sweep.dir) if multirun else None
         if summary is not None:
-            report([summary], hc.sweep.dir if multirun else None)
-        elif multirun:
-            write_index(hc.sweep.dir)
+            report([summary], rows)
 
 
 if __name__ == "__main__":  # DDP ranks > 0 are started as `python -m resnorm.training.app`
