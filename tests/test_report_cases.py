@@ -47,9 +47,11 @@ def test_case_files_are_generated_from_the_needs():
 def test_findings_study_size():
     params = study_params()
     assert params["seed"] == [str(s) for s in SEEDS]
-    assert set(params["task"]) == set(TASKS)
+    # by default the task whose reference flattens within its budget; the others are
+    # parts of their own (task=nlp_charlm), each judged by the same claims
+    assert params["task"] == ["image_digits"] and set(params["task"]) <= set(TASKS)
     n = len(params["task"]) * len(params["+case"]) * len(params["seed"])
-    assert n == len(TASKS) * len(all_cells()) * len(SEEDS) == 4 * 51 * 8
+    assert n == len(all_cells()) * len(SEEDS) == 51 * 8
     assert len(SEEDS) >= 8  # paired t-tests at a Holm-corrected level need the seeds
 
 
@@ -85,7 +87,7 @@ def test_case_composes_to_its_cell(compose_cfg, name):
         pytest.approx(cell.lr),
         cell.warmup,
     )
-    assert cfg.trainer.max_steps == 200
+    assert (cfg.trainer.max_steps, cfg.trainer.val_every) == (600, 100)  # the task's own budget
 
 
 def test_each_claim_needs_at_least_two_groups():

@@ -1,7 +1,7 @@
 """Claim (r), "residual connections and LayerNorm let models grow deeper and wider": the
-interaction of pre_ln's advantage over plain with depth (8 vs 2) and with width (128 vs 64),
+interaction of pre_ln's advantage over plain with depth (8 vs 2) and with width (64 vs 32),
 judged on synthetic studies whose truth is known; and the width as a setting of its own, so
-that runs of the wider cells never enter any other claim."""
+that runs of the narrower cells never enter any other claim."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from resnorm.report.claims.verdicts import (
 )
 
 CLAIM_R = claim("r")
-WIDE = 128
+NARROW = 32
 
 
 def _rows(cell: Cell, values: np.ndarray, metric: str = "test/acc", **extra) -> pd.DataFrame:
@@ -81,9 +81,9 @@ def _judge(runs: pd.DataFrame):
 
 
 # plain's score per (depth, width); pre_ln's is 0.85 everywhere: its advantage is 0.85 − these
-GROWS = {(2, DIM): 0.83, (8, DIM): 0.70, (8, WIDE): 0.55}  # advantage 0.02, 0.15, 0.30
-DEEPER_ONLY = {(2, DIM): 0.83, (8, DIM): 0.70, (8, WIDE): 0.70}  # same advantage when wider
-NULL = {(2, DIM): 0.80, (8, DIM): 0.80, (8, WIDE): 0.80}
+GROWS = {(2, DIM): 0.83, (8, DIM): 0.70, (8, NARROW): 0.85}  # advantage 0.02, 0.15, 0.00
+DEEPER_ONLY = {(2, DIM): 0.83, (8, DIM): 0.70, (8, NARROW): 0.70}  # same advantage when narrower
+NULL = {(2, DIM): 0.80, (8, DIM): 0.80, (8, NARROW): 0.80}
 
 
 @pytest.mark.parametrize("metric", ["test/acc", "test/bpc"])
@@ -118,8 +118,8 @@ def test_null_studies_rarely_declare_an_interaction():
     "drop",
     [
         (Cell("plain", depth=2),),
-        (Cell("plain", dim=WIDE),),
-        (Cell("pre_ln", dim=WIDE), Cell("plain", dim=WIDE)),
+        (Cell("plain", dim=NARROW),),
+        (Cell("pre_ln", dim=NARROW), Cell("plain", dim=NARROW)),
     ],
 )
 def test_missing_cells_make_it_inconclusive_and_are_named(drop):
@@ -128,29 +128,30 @@ def test_missing_cells_make_it_inconclusive_and_are_named(drop):
     assert len(f.missing) == len(drop)
     for cell, line in zip(drop, f.missing, strict=True):
         assert line.startswith(f"t {cell.label()} (no runs")
-    # a dim-64 run is never taken for the missing dim-128 cell (nor the other way round)
-    if Cell("plain", dim=WIDE) in drop:
-        assert "plain depth=8 lr=0.001 warmup=50 dim=128" in f.missing[-1]
+    # a dim-64 run is never taken for the missing dim-32 cell (nor the other way round)
+    if Cell("plain", dim=NARROW) in drop:
+        assert "plain depth=8 lr=0.001 warmup=50 dim=32" in f.missing[-1]
         assert not f.parts[1].testable
 
 
 def test_width_is_part_of_the_cell_and_of_its_case_file():
-    wide = Cell("pre_ln", dim=WIDE)
+    narrow = Cell("pre_ln", dim=NARROW)
     assert Cell("pre_ln").case == "pre_ln" and Cell("pre_ln").label().endswith("warmup=50")
-    assert wide.case == "pre_ln_dim128" and wide.label().endswith(" dim=128")
+    assert narrow.case == "pre_ln_dim32" and narrow.label().endswith(" dim=32")
     assert Cell("plain", depth=2).case == "plain_d2"
-    assert "  dim: 128\n" in render(wide) and "dim" not in render(Cell("pre_ln")).split("model:")[1]
-    assert {"pre_ln_dim128", "plain_dim128", "plain_d2"} <= set(cases())
+    assert "  dim: 32\n" in render(narrow)
+    assert "dim" not in render(Cell("pre_ln")).split("model:")[1]
+    assert {"pre_ln_dim32", "plain_dim32", "plain_d2"} <= set(cases())
 
 
-def test_the_wide_case_composes_to_width_128(compose_cfg):
-    cfg = compose_cfg("study=findings", "+case=pre_ln_dim128", "task=image_digits")
+def test_the_narrow_case_composes_to_width_32(compose_cfg):
+    cfg = compose_cfg("study=findings", "+case=pre_ln_dim32", "task=image_digits")
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    assert (model["variant"], model["depth"], model["dim"]) == ("pre_ln", 8, WIDE)
+    assert (model["variant"], model["depth"], model["dim"]) == ("pre_ln", 8, NARROW)
     assert cfg.optim.lr == pytest.approx(1e-3) and cfg.optim.warmup_steps == 50
 
 
-# ---- the wider cells never enter another claim ----
+# ---- the narrower cells never enter another claim ----
 
 PROBES = (
     "init_grad_slope",
@@ -207,25 +208,25 @@ def _all_judged(runs: pd.DataFrame) -> dict[str, tuple]:
     }
 
 
-def test_runs_at_width_128_change_no_other_claim():
-    """pre_ln and plain at width 128 (every depth and lr any claim reads, far-off values
+def test_runs_at_width_32_change_no_other_claim():
+    """pre_ln and plain at width 32 (every depth and lr any claim reads, far-off values
     and probe quantities) leave every other claim's finding exactly as it was."""
     rng = np.random.default_rng(5)
     base = _every_claims_study(rng)
-    wide = []
+    narrow = []
     for arch in ("pre_ln", "plain"):
         for key, g in base[base["arch"] == arch].groupby(["depth", "lr", "warmup_steps", "heads"]):
             depth, lr, warmup, heads = key
-            cell = Cell(arch, int(depth), float(lr), int(warmup), int(heads), dim=WIDE)
+            cell = Cell(arch, int(depth), float(lr), int(warmup), int(heads), dim=NARROW)
             values = np.clip(rng.normal(0.3, 0.2, len(g)), 0.0, 1.0)
-            wide.append(_with_columns(cell, values, rng).assign(init_grad_spread=50.0))
-    both = pd.concat([base, *wide], ignore_index=True)
-    assert set(both["dim"]) == {DIM, WIDE}
+            narrow.append(_with_columns(cell, values, rng).assign(init_grad_spread=50.0))
+    both = pd.concat([base, *narrow], ignore_index=True)
+    assert set(both["dim"]) == {DIM, NARROW}
     before, after = _all_judged(base), _all_judged(both)
     assert before.keys() == after.keys() == set("abcdefghijklmnopq")
     for key in before:  # exactly: the same numbers from the same runs (repr: NaN == NaN)
         assert repr(after[key]) == repr(before[key]), key
-    # (k)'s reported plain − pre_ln, the comparison both wide arms would enter, in particular
+    # (k)'s reported plain − pre_ln, the comparison both narrow arms would enter, in particular
     assert any(line.startswith("plain − pre_ln (both)") for line in before["k"][4])
 
 

@@ -17,11 +17,14 @@ from resnorm.report.claims.rules import PROBE_MIN_EFFECTS, ClaimFn, Context
 from resnorm.report.claims.verdicts import BETTER, Part
 
 # The setting of the embedded tests, for each claim's distance from its source's setting.
-HERE = "here: width 64, depth 8 (c: also 2), 200 steps, lr 1e-3, the embedded tasks"
+HERE = (
+    "here: width 64, depth 8 (c: also 2), each task's own step budget (image_digits 600), "
+    "lr 1e-3, the embedded tasks"
+)
 # (d), (g): every variant at its own best lr of the grid, chosen on validation
 OWN_LR = (
-    "here: width 64, depth 8, 200 steps, each variant at its own val-best lr of 1e-4 … 1e-1, "
-    "the embedded tasks"
+    "here: width 64, depth 8, each task's own step budget, each variant at its own val-best lr "
+    "of 1e-4 … 1e-1, the embedded tasks"
 )
 
 
