@@ -23,6 +23,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from resnorm.data.loaders import TensorLoader
 from resnorm.jobs.packing import check_compatible
+from resnorm.jobs.resume import set_aside_other_run
 from resnorm.outputs import FAILED, RUNNING, SUMMARY, SUMMARY_SCHEMA, run_key, write_json_atomic
 from resnorm.training.builders import block_config
 from resnorm.training.csv_log import merge_after_resume
@@ -124,6 +125,8 @@ def run_pack(
         if k > 1:
             summary["pack"] = {"id": pack_id, "index": i, "size": k}
         Path(run_dir).mkdir(parents=True, exist_ok=True)
+        if rank_zero_only.rank == 0:  # a run of another config: neither resumed nor lost
+            set_aside_other_run(run_dir, summary["run_key"])
         _record(summary, run_dir)
     quiet_lightning()
     if cfgs[0].trainer.num_threads:
