@@ -54,7 +54,8 @@ def known_frame() -> pd.DataFrame:
                 lambda lr, c=crash: (GOOD, "failed" if c and lr == 1e-3
                                      else "diverged" if lr > 1e-3 else "completed"),
             )  # fmt: skip
-        # C: nothing trains at depth 8; at depth 2 seed 0 fails at the smallest LR only
+        # C: nothing trains at depth 8; at depth 2 seed 0 fails at the smallest LR only (too
+        # slow for the budget: it does not end the frontier)
         rows += grid_runs("C", 8, seed, lambda lr: (CHANCE, "completed"))
         rows += grid_runs("C", 2, seed, lambda lr, s=seed: (BAD if s == 0 and lr == 1e-4
                                                                else GOOD, "completed"))  # fmt: skip
@@ -69,7 +70,7 @@ EXPECTED = [  # arch, depth, median, low, high, none seeds
     ("A", 8, 1e-3, 1e-4, 1e-3, 0),
     ("B", 2, 1e-3, 1e-3, 1e-3, 0),
     ("B", 8, 1e-3, 1e-4, 1e-3, 0),
-    ("C", 2, 1e-1, NONE, 1e-1, 1),
+    ("C", 2, 1e-1, 1e-1, 1e-1, 0),
     ("C", 8, NONE, NONE, NONE, 3),
 ]
 
@@ -94,7 +95,10 @@ def test_per_seed_rule_stops_at_the_first_failure():
     a8 = ps[(ps["arch"] == "A") & (ps["depth"] == 8)].set_index("seed")["max_lr"]
     assert a8.to_dict() == {0.0: 1e-3, 1.0: 1e-3, 2.0: 1e-4}  # seed 2 trains at 1e-2 again
     assert frontier.max_stable_lr([1e-2, 1e-4, 1e-3], [True, True, False]) == 1e-4  # unsorted
-    assert math.isnan(frontier.max_stable_lr([1e-4, 1e-3, 1e-2], [False, True, True]))
+    # failures below the first success are LRs too small for the budget, not instability
+    assert frontier.max_stable_lr([1e-4, 1e-3, 1e-2], [False, True, True]) == 1e-2
+    assert frontier.max_stable_lr([1e-4, 1e-3, 1e-2, 1e-1], [False, True, False, True]) == 1e-3
+    assert math.isnan(frontier.max_stable_lr([1e-4, 1e-3, 1e-2], [False, False, False]))
     assert frontier.max_stable_lr([1e-4, 1e-3, 1e-2], [True, True, True]) == 1e-2
 
 
@@ -134,7 +138,7 @@ def test_frontier_rows_formats_none_and_the_top_of_the_grid():
     assert head[:5] == ["task", "variant", "depth", "max stable LR (median)", "range over seeds"]
     by_cell = {(r[1], r[2]): r for r in rows}
     assert by_cell[("A", "8")][3:6] == ["0.001", "0.0001 – 0.001", "3"]
-    assert by_cell[("C", "2")][3:7] == ["≥0.1", "none – ≥0.1", "3", "1"]
+    assert by_cell[("C", "2")][3:7] == ["≥0.1", "≥0.1", "3", "0"]
     assert by_cell[("C", "8")][3:5] == ["none", "none"]
     assert by_cell[("B", "2")][7] == "0.0001, 0.001, 0.01, 0.1"
     assert frontier.frontier_rows(frontier.frontier_table(pd.DataFrame())) == ([], [])

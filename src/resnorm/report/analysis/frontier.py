@@ -5,9 +5,11 @@ A run *succeeds* when it is usable (completed or diverged, not failed/running/pr
 not diverge, and its headline score is at least ``SUCCESS_FRACTION`` of the way from chance
 to the task's best cell mean (for bpc, lower is better: the way runs from chance bpc down
 to the best). A task whose best cell does not beat chance has no successes. Per seed, the
-max stable LR is the largest grid LR ``L`` such that every grid LR <= ``L`` succeeded: a
-failure ends the frontier even when a larger LR succeeds again. No success at the smallest
-LR: "none" (NaN here). Over seeds: the median (the lower middle value for an even number of
+max stable LR is the largest grid LR ``L`` such that every grid LR from the smallest that
+succeeded up to ``L`` succeeded: a failure ends the frontier even when a larger LR succeeds
+again. Failures below the first success do not end it: an LR too small to reach the bar
+within the budget says how slow training is, not where it breaks. No success at any LR:
+"none" (NaN here). Over seeds: the median (the lower middle value for an even number of
 seeds, so it is always a grid LR; "none" ranks below every LR) and the range.
 """
 
@@ -37,8 +39,10 @@ def definition(fraction: float = SUCCESS_FRACTION) -> str:
         "succeeds when it finished (completed or diverged), did not diverge, and its test "
         f"score closes at least {fraction:.0%} of the gap from chance to the task's best cell "
         "mean (bpc: from chance bpc down to the best). Per seed, the max stable LR is the "
-        "largest grid LR L such that every grid LR ≤ L succeeded (a failure in the middle of "
-        "the grid ends it); 'none': not even the smallest LR succeeded. Median over seeds "
+        "largest grid LR L such that every grid LR from the smallest successful one up to L "
+        "succeeded (a failure in the middle of the grid ends it; failures below the first "
+        "success, LRs too small for the budget, do not); 'none': no LR succeeded. Median over "
+        "seeds "
         "(lower middle value for an even count), range = min..max over seeds; "
         "'≥' marks the largest LR of the grid (the frontier may lie beyond it). "
         f"Only seeds with ≥ {MIN_GRID} learning rates count."
@@ -82,12 +86,14 @@ def successes(df: pd.DataFrame, fraction: float = SUCCESS_FRACTION) -> pd.Series
 
 
 def max_stable_lr(lrs: list[float], ok: list[bool]) -> float:
-    """Largest LR L such that every LR <= L succeeded; NaN ('none') if the smallest failed."""
+    """Largest LR L such that every LR from the first success up to L succeeded; NaN
+    ('none') if none succeeded. Leading failures are LRs too small for the budget."""
     best = math.nan
     for lr, good in sorted(zip(lrs, ok, strict=True)):
-        if not good:
+        if good:
+            best = lr
+        elif not math.isnan(best):
             break
-        best = lr
     return best
 
 

@@ -94,8 +94,8 @@ def frontier_figure(
         "succeeds when it finished without diverging and closed at least "
         f"{fraction:.0%} of the gap from chance to the task's best cell mean. Dot: median "
         "over seeds; bar: range over seeds; ^ on the '≥' row: the frontier lies at or beyond "
-        "the largest LR; X on the 'none' row (under the dotted line): not even the smallest "
-        "LR succeeded."
+        "the largest LR; X on the 'none' row (under the dotted line): no LR of the grid "
+        "succeeded."
     )
     return save(fig, out, f"frontier_{task}", "frontier", f"Trainability frontier: {task}",
                 caption)  # fmt: skip
