@@ -42,8 +42,7 @@ def definition(fraction: float = SUCCESS_FRACTION) -> str:
         "largest grid LR L such that every grid LR from the smallest successful one up to L "
         "succeeded (a failure in the middle of the grid ends it; failures below the first "
         "success, LRs too small for the budget, do not); 'none': no LR succeeded. Median over "
-        "seeds "
-        "(lower middle value for an even count), range = min..max over seeds; "
+        "seeds (lower middle value for an even count), range = min..max over seeds; "
         "'≥' marks the largest LR of the grid (the frontier may lie beyond it). "
         f"Only seeds with ≥ {MIN_GRID} learning rates count."
     )
