@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -22,3 +23,21 @@ def compose_cfg() -> Callable[..., DictConfig]:
             return compose(config_name="train", overrides=list(overrides))
 
     return make
+
+
+def rounding_tol(reference: Any, ulps: float, dtype: Any = None) -> dict[str, float]:
+    """``atol``/``rtol`` for assert_close between two computations of the same math that
+    round differently: another order of summation (the thread count a busy machine gives
+    a reduction, a batched matmul for a loop, a fused kernel) or another precision.
+
+    Reordered sums differ by units of rounding of the largest terms, not of each result:
+    an element near zero in a tensor of O(1) values is off by ~eps·O(1). So the bound is
+    absolute: ``ulps`` machine epsilons of ``dtype`` (float32 by default) times the
+    reference's largest magnitude; ``ulps`` covers the reduction lengths and the layers an
+    error crosses. A real error (a wrong term, a perturbed weight) lands far above it.
+    """
+    import torch  # here: most test modules never load torch
+
+    scale = torch.as_tensor(reference).detach().abs().max().item()
+    eps = torch.finfo(dtype or torch.float32).eps
+    return {"atol": ulps * eps * scale, "rtol": 0.0}

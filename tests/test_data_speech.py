@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import rounding_tol
 from resnorm.data import espeak
 from resnorm.data.audio import (
     MelConfig,
@@ -96,7 +97,7 @@ def write_pcm(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
 def test_mel_filterbank_matches_numpy_reference() -> None:
     ours = mel_filterbank(257, 40, 16000, f_min=20.0, f_max=8000.0).numpy()
     ref = numpy_filterbank(257, 40, 16000, 20.0, 8000.0)
-    np.testing.assert_allclose(ours, ref, atol=1e-6)
+    np.testing.assert_allclose(ours, ref, **rounding_tol(ref, 8))  # float32 vs float64
     assert (ours.sum(axis=0) > 0).all(), "every mel band must see at least one FFT bin"
 
 
@@ -108,7 +109,9 @@ def test_log_mel_matches_numpy_reference() -> None:
     ours = log_mel(torch.tensor(x[None], dtype=torch.float32), cfg)[0].numpy()
     ref = numpy_log_mel(x, cfg)
     assert ours.shape == ref.shape == (40, 101)
-    np.testing.assert_allclose(ours, ref, atol=2e-3, rtol=1e-4)
+    # a float32 STFT against a float64 one: rounding of the largest terms (~3 eps of the
+    # largest log-mel seen), which the log amplifies for the quietest bins
+    np.testing.assert_allclose(ours, ref, **rounding_tol(ref, 256))
     # the 440 Hz tone must dominate the band that contains it
     assert ours.mean(axis=1).argmax() == ref.mean(axis=1).argmax()
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import rounding_tol
 from resnorm.training.optim import OPTIM_KEYS, build_optimizer, lr_factor, param_groups
 
 
@@ -48,7 +49,8 @@ def test_cpu_gets_the_fused_kernel_and_it_matches_the_per_tensor_loop():
             opts[fused].step()
             opts[fused].zero_grad()
     for a, b in zip(models[None].parameters(), models[False].parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        # the fused kernel rounds Adam's update otherwise; 20 steps compound it (~5 eps seen)
+        torch.testing.assert_close(a, b, **rounding_tol(b, 64))
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ of one member runs torch's own ops (checked against torch's layers, bit for bit)
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from conftest import rounding_tol
 from resnorm.data.spec import TaskSpec
 from resnorm.models import (
     Block,
@@ -92,10 +94,12 @@ def grads(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad for n, p in model.named_parameters()}
 
 
-def assert_pack_matches_solos(variant: str, kind: str, dtype: torch.dtype, **tol: float) -> None:
+def assert_pack_matches_solos(
+    variant: str, kind: str, dtype: torch.dtype, tol: Callable[[torch.Tensor], dict[str, float]]
+) -> None:
     """A pack of three from solo models seeded 0, 1, 2 (moved off their init), on three
     different batches: each member's output, and its gradient of the sum of the members'
-    losses, against its solo model's."""
+    losses, against its solo model's, within ``tol(expected)``."""
     spec, make_input = KINDS[kind]
     inputs = [make_input(torch.Generator().manual_seed(10 + i)) for i in range(K)]
 
@@ -113,11 +117,14 @@ def assert_pack_matches_solos(variant: str, kind: str, dtype: torch.dtype, **tol
     for i, (solo, x) in enumerate(zip(solos, inputs, strict=True)):
         expected = solo(x)
         loss_of(expected).backward()
-        torch.testing.assert_close(out[i], expected, **tol)
+        torch.testing.assert_close(out[i], expected, **tol(expected))
         packed_grads = grads(pack)
         for name, g in grads(solo).items():
-            torch.testing.assert_close(packed_grads[name][i : i + 1], g, **tol,
+            torch.testing.assert_close(packed_grads[name][i : i + 1], g, **tol(g),
                                        msg=lambda m, n=name: f"{n}: {m}")  # fmt: skip
+
+
+FLOAT64_TOL = {"rtol": 1e-9, "atol": 1e-11}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -125,15 +132,18 @@ def assert_pack_matches_solos(variant: str, kind: str, dtype: torch.dtype, **tol
 def test_each_member_of_a_pack_computes_its_solo_model(variant, kind):
     # in float64 the two orders of summation agree to ~1e-15: any difference in the math
     # (an eps, a scale, a member's parameter read by another) shows far above this bound
-    assert_pack_matches_solos(variant, kind, torch.float64, rtol=1e-9, atol=1e-11)
+    assert_pack_matches_solos(variant, kind, torch.float64, lambda _: FLOAT64_TOL)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("variant", ["pre_ln", "post_ln"])
 def test_each_member_of_a_float32_pack_computes_its_solo_model(variant, kind):
     # float32: members sum in another order than a solo model (a batched matmul for a
-    # convolution), so results agree to rounding; stacks without a norm amplify it further
-    assert_pack_matches_solos(variant, kind, torch.float32, rtol=1e-5, atol=1e-6)
+    # convolution; the order also moves with the threads a loaded machine gives), so
+    # results agree to rounding of each tensor's largest values: measured up to ~30 eps of
+    # it at 1 or 2 threads (speech_cls: 48-term patch sums), against ~1600+ eps for one
+    # weight of a member off by 1e-3
+    assert_pack_matches_solos(variant, kind, torch.float32, lambda ref: rounding_tol(ref, 128))
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -247,7 +257,8 @@ def test_a_member_view_computes_its_slice_of_the_pack_and_shares_its_storage():
     pack, _, make_input = pack_of("post_ln")
     x = torch.stack([make_input(torch.Generator().manual_seed(i)) for i in range(K)])
     view = member_view(pack, build_model(VARIANTS["post_ln"], KINDS["vit_cls"][0]), 1)
-    torch.testing.assert_close(view(x[1]), pack(x)[1], rtol=1e-5, atol=1e-6)
+    expected = pack(x)[1]
+    torch.testing.assert_close(view(x[1]), expected, **rounding_tol(expected, 128))
     before = pack.head.bias.detach().clone()
     with torch.no_grad():
         view.head.bias.add_(1.0)
