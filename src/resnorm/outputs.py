@@ -5,12 +5,14 @@ Pure Python (no torch) so that ``resnorm report`` can read runs without the trai
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 SUMMARY_SCHEMA = 1
 SUMMARY = "summary.json"
@@ -37,23 +39,45 @@ RUN_ONLY_KEYS = (
 )  # fmt: skip
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename in ``path`` durable; a filesystem that cannot sync a folder is let be."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
-    A reader sees the old file or the new one, never half of one.
+
+@contextlib.contextmanager
+def atomic_file(
+    path: str | os.PathLike[str], mode: str = "w", newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """A file to write ``path`` through: a temporary file in the same folder, flushed,
+    fsynced and renamed over ``path`` when the block ends, removed if it raises.
+
+    A reader sees the old file or the new one, never half of one, and a write that fails
+    (a full disk) frees the space it took.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str, allow_nan=True)
-            f.write("\n")
+        with os.fdopen(fd, mode, newline=newline) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as JSON through ``atomic_file``: the old file or the new, never half."""
+    with atomic_file(path) as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str, allow_nan=True)
+        f.write("\n")
 
 
 def run_key(config: dict[str, Any]) -> str:

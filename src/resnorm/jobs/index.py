@@ -11,15 +11,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from resnorm.outputs import SUMMARY
+from resnorm.outputs import SUMMARY, atomic_file
 
 INDEX = "index.csv"
 HEAD = ("run_dir", "run_key", "status", "task", "variant")
@@ -89,14 +87,11 @@ def refresh_index(sweep_dir: str | Path) -> list[dict[str, Any]]:
     root = Path(sweep_dir)
     with _locked(root):
         rows = index_rows(root)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns(rows), restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-        fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=root)
-        with os.fdopen(fd, "w") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, root / INDEX)
+        # temp file, fsync, rename: a full disk leaves the old index, never half of one
+        with atomic_file(root / INDEX, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns(rows), restval="")
+            writer.writeheader()
+            writer.writerows(rows)
     return rows
 
 

@@ -9,10 +9,10 @@ every step once and nothing from before the kill is lost.
 from __future__ import annotations
 
 import csv
-import os
+import sys
 from pathlib import Path
 
-from resnorm.outputs import METRICS_CSV
+from resnorm.outputs import METRICS_CSV, atomic_file
 
 STASH = "csv/metrics.before-resume.csv"
 
@@ -44,13 +44,12 @@ def merge_rows(old: list[dict[str, str]], new: list[dict[str, str]]) -> list[dic
 
 
 def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    """Write the log through a temporary file: a full disk leaves the old file, never half."""
     fields = sorted({k for r in rows for k in r})
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_file(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def stash_for_resume(run_dir: str | Path) -> None:
@@ -63,9 +62,18 @@ def stash_for_resume(run_dir: str | Path) -> None:
 
 
 def merge_after_resume(run_dir: str | Path) -> None:
-    """When the run ends (any status): put the stashed rows back into the log."""
+    """When the run ends (any status): put the stashed rows back into the log.
+
+    A merge that cannot be written (a full disk) is one line on stderr, not an error that
+    would hide the run's own: the stash stays, and the next resume folds it in again.
+    """
     log, stash = Path(run_dir) / METRICS_CSV, Path(run_dir) / STASH
     if not stash.exists():
         return
-    _write(log, merge_rows(_read(stash), _read(log)))
+    try:
+        _write(log, merge_rows(_read(stash), _read(log)))
+    except OSError as exc:
+        print(f"resnorm: could not merge {stash} into {log} (kept for the next resume): "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)  # fmt: skip
+        return
     stash.unlink()

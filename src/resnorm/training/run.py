@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -82,10 +83,23 @@ def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _record(summary: dict[str, Any], run_dir: str) -> None:
-    """Only rank 0 of a DDP job writes the run's files."""
-    if rank_zero_only.rank == 0:
-        write_json_atomic(Path(run_dir) / SUMMARY, summary)
+def _record(summary: dict[str, Any], run_dir: str, *, ending: bool = False) -> None:
+    """Only rank 0 of a DDP job writes the run's files.
+
+    ``ending``: the run is ending on an error already. A summary that cannot be written
+    then (the full disk that failed the run) is one line on stderr, and the run's own
+    error is the one that is raised.
+    """
+    if rank_zero_only.rank != 0:
+        return
+    path = Path(run_dir) / SUMMARY
+    try:
+        write_json_atomic(path, summary)
+    except OSError as exc:
+        if not ending:
+            raise
+        print(f"resnorm: could not write {path} (status {summary['status']}): "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def run_pack(
@@ -146,7 +160,7 @@ def run_pack(
                 summary["status"] = FAILED
                 summary["error"] = f"{type(exc).__name__}: {exc}"
             summary["wall_s"] = time.perf_counter() - t0
-            _record(summary, run_dir)
+            _record(summary, run_dir, ending=True)
             finish_wandb(member_loggers, summary["status"])
         raise
     finally:
