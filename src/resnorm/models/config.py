@@ -6,6 +6,7 @@ derived from its fields (``dataclasses.fields(BlockConfig)``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -72,9 +73,23 @@ class BlockConfig:
             raise ValueError(f"model.dropout={self.dropout!r} must be in [0, 1)")
         if not self.norm_eps > 0:
             raise ValueError(f"model.norm_eps={self.norm_eps!r} must be positive")
+        if not is_positive_number(self.layerscale_init):
+            # LayerScale's per-channel λ starts small and positive (CaiT: 0.1 to 1e-6); a NaN
+            # or inf start poisons every step, and a zero start is residual=rezero's job
+            raise ValueError(
+                f"model.layerscale_init={self.layerscale_init!r} must be a positive finite "
+                "number (e.g. 0.1 or 1e-5)"
+            )
         allowed = skip.requires_position
         if allowed is not None and self.norm_position not in allowed:
             raise ValueError(
                 f"model.residual={self.residual} requires model.norm_position={'|'.join(allowed)}"
                 f" (got {self.norm_position!r}); allowed: {', '.join(allowed)}"
             )
+
+
+def is_positive_number(value: object) -> bool:
+    """A finite number above 0 (not a bool, a string or NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and value > 0

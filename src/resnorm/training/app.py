@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from resnorm.jobs.claims import Claim, ClaimOptions, acquire
 from resnorm.jobs.index import refresh_index
 from resnorm.jobs.packing import done_before, pack_id, read_manifest
 from resnorm.jobs.resume import previous_status, should_skip
-from resnorm.outputs import run_key
+from resnorm.outputs import FAILED, run_key
 from resnorm.paths import conf_dir
 
 # One line per failed job; `resnorm train` exits non-zero when any job failed, after
@@ -63,6 +64,87 @@ def skipped(config: dict[str, Any], run_dir: str) -> bool:
     if status:
         print(f"resnorm: skipped ({status} before) [{run_dir}]")
     return status is not None
+
+
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes in .hydra/
+
+
+def close_job_logs(run_dir: Path) -> set[str]:
+    """Close and detach the log files Hydra opened in ``run_dir``; return their names."""
+    root, names = logging.getLogger(), set()
+    for handler in list(root.handlers):
+        if (path := Path(getattr(handler, "baseFilename", "/"))).parent == run_dir:
+            handler.close()
+            root.removeHandler(handler)
+            names.add(path.name)
+    return names
+
+
+def remove_if_only_ours(run_dir: Path, hc: Any) -> bool:
+    """Remove ``run_dir`` when it holds nothing but this job's Hydra files and log (so no
+    earlier run's results); True when it is gone. File by file, then ``rmdir``: anything
+    written there meanwhile (by another launcher of a study) keeps the directory."""
+    files = [run_dir / name for name in close_job_logs(run_dir) | {f"{hc.job.name}.log"}]
+    if hc.output_subdir:
+        files += [run_dir / str(hc.output_subdir) / name for name in HYDRA_FILES]
+    dirs = sorted({f.parent for f in files}, key=lambda d: len(d.parts), reverse=True)
+    if any(p not in {*files, *dirs} for p in run_dir.rglob("*")):
+        return False
+    try:
+        for f in files:
+            f.unlink(missing_ok=True)
+        for d in dirs:  # deepest first
+            d.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+def remove_empty_parents(run_dir: Path) -> None:
+    """The dated folders above a removed run directory, once empty, up to (not including)
+    the top folder under the working directory (``outputs/`` stays); never outside it."""
+    cwd = Path.cwd().resolve()
+    for parent in run_dir.resolve().parents:
+        if parent == cwd or parent.parent == cwd or cwd not in parent.parents:
+            return
+        try:
+            parent.rmdir()  # fails, and so stops, on the first folder holding anything
+        except OSError:
+            return
+
+
+def rejected(run_dir: str, exc: Exception, hc: Any, multirun: bool) -> None:
+    """A config ``check_config`` refused: nothing ran, so the run directory that Hydra made
+    for this job goes (a study's sweep directory and dated folders others use stay)."""
+    if os.environ.get("RESNORM_DEBUG"):
+        raise exc
+    if (removed := remove_if_only_ours(Path(run_dir), hc)) and not multirun:
+        remove_empty_parents(Path(run_dir))
+    FAILURES.append(f"{run_dir}: {one_line_error(exc)}")
+    where = f" [{run_dir}]" if multirun or not removed else ""  # a study names the job
+    print(f"resnorm: error: {one_line_error(exc)}{where}", file=sys.stderr)
+
+
+def retry_hint(cfg: DictConfig) -> str:
+    """The override that retries a failed run (``+`` adds the key when no study set it)."""
+    has_key = OmegaConf.select(cfg, "study.rerun_failed", default=None) is not None
+    return f"{'' if has_key else '+'}study.rerun_failed=true"
+
+
+def skipped_failed(cfg: DictConfig, run_dir: str, multirun: bool) -> None:
+    """A run that failed before is not retried unless asked. In a study that is one line
+    among its progress (docs/sweeps.md); a single run that did nothing is an error."""
+    hint = retry_hint(cfg)
+    if multirun:
+        print(f"resnorm: skipped (failed before; {hint} retries it) [{run_dir}]", flush=True)
+        return
+    msg = (
+        f"this run failed before (see its summary.json) and was not run again; to retry it, "
+        f"run the same command with {hint} (it resumes from its last checkpoint if it has "
+        f"one; add trainer.resume=false to start afresh)"
+    )
+    FAILURES.append(f"{run_dir}: {msg}")
+    print(f"resnorm: error: {msg} [{run_dir}]", file=sys.stderr)
 
 
 class RankClaim:
@@ -125,6 +207,9 @@ def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[di
         run_dir = member["run_dir"]
         held = None
         try:
+            member_cfg = OmegaConf.create(member["config"])
+            OmegaConf.set_struct(member_cfg, True)  # as Hydra hands a job its config
+            check_config(member_cfg)  # a rejected member's directory is never made
             held = claim(member["config"], run_dir)
             if held is None:
                 continue
@@ -132,9 +217,6 @@ def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[di
             if skipped(member["config"], run_dir):  # maybe finished by another launcher
                 held.release()
                 continue
-            member_cfg = OmegaConf.create(member["config"])
-            OmegaConf.set_struct(member_cfg, True)  # as Hydra hands a job its config
-            check_config(member_cfg)
         except Exception as exc:
             if held is not None:
                 held.release()
@@ -179,15 +261,22 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
     multirun = hc.mode == RunMode.MULTIRUN
     held: Claim | RankClaim | None = None
     summary = None
-    try:
-        from resnorm.training.validate import check_config
+    from resnorm.training.validate import check_config
 
+    try:
         check_config(cfg)  # fail fast, before Lightning is even imported
+    except Exception as exc:
+        rejected(run_dir, exc, hc, multirun)
+        return None
+    try:
         held = claim(cfg, run_dir)
         if held is None:
             return None
         status = previous_status(run_dir, run_key(OmegaConf.to_container(cfg, resolve=True)))
         rerun_failed = bool(OmegaConf.select(cfg, "study.rerun_failed", default=False))
+        if status == FAILED and not rerun_failed:
+            skipped_failed(cfg, run_dir, multirun)
+            return None
         if should_skip(status, rerun_failed):
             print(f"resnorm: skipped ({status} before) [{run_dir}]")
             return None

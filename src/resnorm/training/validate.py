@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from omegaconf import DictConfig
 
 from resnorm.jobs.packing import check_pack_size
@@ -24,6 +25,18 @@ def check_seed(seed: object) -> None:
         raise ValueError(f"seed={seed!r} must be an integer from 0 to {MAX_SEED}")
 
 
+def check_trainer(t: DictConfig) -> None:
+    """The trainer options Lightning would only trip over once a run is under way."""
+    every = t.log_every
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ValueError(f"trainer.log_every={every!r} must be a positive integer")
+    if str(t.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"trainer.accelerator={t.accelerator} needs a CUDA device and none is available "
+            "(torch.cuda.is_available() is false); use trainer=cpu (or trainer.accelerator=cpu)"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ValueError naming the first bad option and what it allows."""
     check_pack_size(cfg.get("pack", 1))
@@ -38,6 +51,7 @@ def check_config(cfg: DictConfig) -> None:
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"trainer.val_every={every!r} must be a positive integer")
     check_checkpoint_options(cfg.trainer)
+    check_trainer(cfg.trainer)
     if cfg.get("stability") is not None:
         check_stability_options(cfg.stability)
     if cfg.optim.grad_clip is not None and not cfg.optim.grad_clip > 0:
