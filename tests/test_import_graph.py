@@ -230,6 +230,57 @@ def test_report_imports_inside_functions_are_only_the_lazy_third_party_ones(grap
     assert not bad
 
 
+# the report's packages in the order of what flows through a report (its __init__
+# docstring): each imports only the ones before it; `build` and `cli` may import all
+REPORT_ORDER = ("sources", "analysis", "claims", "figures", "render")
+# render renders a ReportData, the dataclass that build assembles: its one arrow forward
+REPORT_EXCEPTIONS = {("render", "build")}
+
+
+def report_package(module: str) -> str | None:
+    """The report package a module lies in (``sources``, ..., ``build``, ``cli``)."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["resnorm", "report"] else None
+
+
+def report_order_breaks(edges: dict[str, set[str]]) -> list[str]:
+    """Arrows from a report package to one after it (or to build / cli), as 'a -> b'."""
+    rank = {p: i for i, p in enumerate(REPORT_ORDER)}
+    bad = []
+    for module, targets in sorted(edges.items()):
+        src = report_package(module)
+        if src not in rank:  # build, cli, the package itself, or outside the report
+            continue
+        for target in sorted(targets):
+            dst = report_package(target)
+            if dst is None or dst == src or (src, dst) in REPORT_EXCEPTIONS:
+                continue
+            if dst not in rank or rank[dst] > rank[src]:
+                bad.append(f"{module} -> {target}")
+    return bad
+
+
+def test_report_order_checker_on_a_synthetic_graph():
+    r = "resnorm.report."
+    edges = {
+        r + "claims.x": {r + "analysis.stats", r + "sources.rows", r + "claims.needs"},
+        r + "analysis.budget": {r + "claims.needs", r + "analysis.stats"},
+        r + "sources.rows": {r + "build", "resnorm.outputs"},
+        r + "render.html": {r + "build", r + "figures.base"},
+        r + "build": {r + "render.html"},  # build and cli may import all
+    }
+    assert report_order_breaks(edges) == [
+        "resnorm.report.analysis.budget -> resnorm.report.claims.needs",
+        "resnorm.report.sources.rows -> resnorm.report.build",
+    ]
+
+
+def test_report_packages_import_only_the_ones_before_them(graph):
+    """sources < analysis < claims < figures < render (src/resnorm/report/__init__.py)."""
+    report = {m: graph.edges[m] for m in _in(graph, "resnorm.report")}
+    assert not report_order_breaks(report)
+
+
 def test_data_imports_neither_models_nor_training(graph):
     closure = reachable(graph.edges, _in(graph, "resnorm.data"))
     bad = [m for m in closure if _under(m, "resnorm.models") or _under(m, "resnorm.training")]

@@ -1,4 +1,4 @@
-"""The budget check (report.analysis.budget): has pre_ln's validation curve flattened by the
+"""The budget check (report.claims.budget): has pre_ln's validation curve flattened by the
 end of its step budget? Synthetic run rows, then run directories through the report's loader."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from resnorm.outputs import SUMMARY
-from resnorm.report.analysis import budget
-from resnorm.report.analysis.budget import FLATTENED, IMPROVING, NOT_CHECKABLE
+from resnorm.report.claims import budget
+from resnorm.report.claims.budget import FLATTENED, IMPROVING, NOT_CHECKABLE
 from resnorm.report.render import content
 from resnorm.report.sources.rows import frame
 from resnorm.report.sources.run_dirs import load_dirs

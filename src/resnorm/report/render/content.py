@@ -8,10 +8,11 @@ from collections import Counter
 
 import pandas as pd
 
-from resnorm.report.analysis import budget, frontier, lr_sensitivity
+from resnorm.report.analysis import frontier, lr_sensitivity
 from resnorm.report.analysis.stats import LEVEL
 from resnorm.report.analysis.table import TARGET_FRACTION, group_keys
 from resnorm.report.build import ReportData
+from resnorm.report.claims import budget
 from resnorm.report.claims.needs import MIN_SEEDS
 from resnorm.report.claims.rules import LEARN_FRACTION, MARGINS, MIN_EFFECTS, PROBE_MIN_EFFECTS
 from resnorm.report.claims.verdicts import ALPHA

@@ -19,6 +19,9 @@ with the best mean validation score over seeds (``val_best``; a diverged run sco
 ties go to the smaller rate), as claims (d) and (g) choose it. A faster rate may flatten
 sooner. A budget check is per task, width and step budget: runs at another budget are
 another row.
+
+It lives with the claims because it judges against their base cell (``needs``) and minimum
+effects (``rules``): the report's packages import only the ones before them.
 """
 
 from __future__ import annotations
@@ -31,12 +34,8 @@ import pandas as pd
 
 from resnorm.report.analysis.stats import NONE, Estimate, mean_ci
 from resnorm.report.claims.needs import BASE_LR, BASE_WARMUP, DEEP, HEADS
+from resnorm.report.claims.rules import MIN_EFFECTS
 from resnorm.report.sources.rows import usable
-
-try:  # the report's public name for the findings' minimum effects
-    from resnorm.report.claims.rules import MIN_EFFECTS
-except ImportError:  # the thresholds are being moved into per-claim records
-    MIN_EFFECTS = {"test/acc": 0.01, "test/bpc": 0.02}
 
 REFERENCE = "pre_ln"
 FRACTION = 0.75  # the last quarter: from the validation nearest 75% of the budget to the end
