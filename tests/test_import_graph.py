@@ -1,5 +1,5 @@
-"""The arrows of DESIGN.md "Dependency rules", checked on the source: no import circle among
-resnorm's modules, and the layering rules that can be read off the imports.
+"""The arrows of docs/architecture.md ("Arrows"), checked on the source: no import circle
+among resnorm's modules, and the layering rules that can be read off the imports.
 
 Every ``import`` counts, at module level or inside a function (a lazy import is still an
 arrow). ``from resnorm.x import y`` is an arrow to ``resnorm.x.y`` when that is a module,
@@ -18,7 +18,7 @@ import pytest
 import resnorm
 
 SRC = Path(resnorm.__file__).resolve().parent.parent
-# the third-party stack that `resnorm report` must never load (DESIGN.md: report/)
+# the third-party stack that `resnorm report` must never load (docs/architecture.md)
 TRAINING_STACK = {"torch", "pytorch_lightning", "lightning", "lightning_fabric", "torchvision"}
 # third-party packages the report loads only on the path that needs them, never at start-up
 REPORT_LAZY = {"matplotlib", "optuna", "wandb", "wandb_workspaces", "pydantic"}
@@ -285,6 +285,12 @@ def test_data_imports_neither_models_nor_training(graph):
     closure = reachable(graph.edges, _in(graph, "resnorm.data"))
     bad = [m for m in closure if _under(m, "resnorm.models") or _under(m, "resnorm.training")]
     assert not sorted(bad)
+
+
+def test_the_document_these_rules_come_from_exists():
+    cited = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
+    assert "docs/architecture.md" in (__doc__ or "") and cited.is_file()
+    assert "## Arrows" in cited.read_text()
 
 
 def test_no_module_over_300_lines():
