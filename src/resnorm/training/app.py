@@ -116,10 +116,10 @@ def remove_empty_parents(run_dir: Path) -> None:
 def rejected(run_dir: str, exc: Exception, hc: Any, multirun: bool) -> None:
     """A config ``check_config`` refused: nothing ran, so the run directory that Hydra made
     for this job goes (a study's sweep directory and dated folders others use stay)."""
-    if os.environ.get("RESNORM_DEBUG"):
-        raise exc
     if (removed := remove_if_only_ours(Path(run_dir), hc)) and not multirun:
         remove_empty_parents(Path(run_dir))
+    if os.environ.get("RESNORM_DEBUG"):
+        raise exc
     FAILURES.append(f"{run_dir}: {one_line_error(exc)}")
     where = f" [{run_dir}]" if multirun or not removed else ""  # a study names the job
     print(f"resnorm: error: {one_line_error(exc)}{where}", file=sys.stderr)
