@@ -17,7 +17,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from resnorm.jobs.packing import (
-    MEMBER_KEYS,
     check_compatible,
     group,
     pack_id,
@@ -25,6 +24,7 @@ from resnorm.jobs.packing import (
     pack_overrides,
     read_manifest,
 )
+from resnorm.member_config import MEMBER_KEYS, PACK_WIDE_RUN_KEYS
 from resnorm.outputs import METRICS_CSV, RUN_ONLY_KEYS, SUMMARY, run_key, write_json_atomic
 from resnorm.paths import conf_dir
 from resnorm.training.validate import check_config
@@ -64,22 +64,24 @@ def test_seeds_lrs_and_thresholds_share_a_pack_key_architectures_do_not():
         container("seed=3"), container("optim.lr=3e-3", "optim.warmup_steps=0"),
         container("optim.schedule=constant", "optim.grad_clip=null", "model.dropout=0.1"),
         container("stability.spike_multiple=3", "stability.divergence_loss_multiple=5"),
-        container("logger=none", "pack=8", "trainer.ckpt_every=7"),
+        container("logger=none", "pack=8", "optim.betas=[0.8,0.9]", "optim.eps=1e-6"),
     ]  # fmt: skip
     assert {pack_key(c) for c in same} == {pack_key(base)}
     other = [
         container("model.depth=2"), container("variant=post_ln"), container("model.dim=32"),
         container("task=nlp_charlm"), container("trainer.max_steps=7"),
         container("task.datamodule.batch_size=32"),
+        # run-only, but one Trainer and one probe schedule serve the whole pack
+        container("trainer.ckpt_every=7"), container("trainer.log_every=5"),
+        container("stability.probe_every=7"),
     ]  # fmt: skip
     keys = {pack_key(c) for c in other}
     assert len(keys) == len(other) and pack_key(base) not in keys
     # the variant name is a label: the same block under another name packs with it
     relabelled = container("model.variant=mine")
     assert pack_key(relabelled) == pack_key(base) and run_key(relabelled) != run_key(base)
-    assert set(RUN_ONLY_KEYS) <= set(MEMBER_KEYS) and {"pack", "pack_manifest"} <= set(
-        RUN_ONLY_KEYS
-    )
+    assert set(MEMBER_KEYS) & set(RUN_ONLY_KEYS) == set(RUN_ONLY_KEYS) - set(PACK_WIDE_RUN_KEYS)
+    assert {"pack", "pack_manifest", "logger"} <= set(MEMBER_KEYS)
 
 
 def test_check_compatible_names_the_first_differing_key():

@@ -2,7 +2,8 @@
 
 A pack trains k runs in one process with parameters stacked along a member dimension, so
 its members must agree on everything that shapes the parameters, the data and the loop;
-they may differ only in ``MEMBER_KEYS``. Torch-free: the sweeper (which groups jobs) and
+they may differ only in ``MEMBER_KEYS`` (``resnorm.member_config``: what a member sets on
+its own and trains with). Torch-free: the sweeper (which groups jobs) and
 ``training.run.run_pack`` (which checks them) both use it.
 """
 
@@ -17,24 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from resnorm.jobs.resume import previous_status, should_skip
-from resnorm.outputs import RUN_ONLY_KEYS, run_key, write_json_atomic
+from resnorm.member_config import MEMBER_KEYS
+from resnorm.outputs import run_key, write_json_atomic
 
 T = TypeVar("T")
-
-# Config paths that may differ inside a pack: they change what a member computes, never the
-# shapes of its parameters or the batches it is fed (its seed picks its own init and order).
-MEMBER_KEYS: tuple[str, ...] = (
-    "seed",
-    "optim.lr", "optim.warmup_steps", "optim.weight_decay", "optim.schedule",
-    "optim.grad_clip", "optim.min_lr_ratio", "optim.betas", "optim.eps",
-    "model.dropout",
-    "model.variant",  # a label: two names for the same block pack together
-    "stability.divergence_loss_multiple", "stability.divergence_smoothing",
-    "stability.spike_multiple", "stability.spike_window", "stability.spike_min_history",
-    "stability.spike_min_rise",
-    *RUN_ONLY_KEYS,
-)  # fmt: skip
-
 
 PACKS_DIR = ".packs"  # <sweep dir>/.packs/<pack id>.json: manifests; <pack id>/: the pack job
 MANIFEST_SCHEMA = 1
@@ -102,7 +89,7 @@ def check_compatible(containers: Sequence[dict[str, Any]]) -> None:
                 raise ValueError(
                     f"pack members 0 and {i} differ in {path} ({a!r} vs {b!r}); only "
                     "seed, optimizer settings, dropout and stability thresholds may differ "
-                    "inside a pack (resnorm.jobs.packing.MEMBER_KEYS)"
+                    "inside a pack (resnorm.member_config.MEMBER_KEYS)"
                 )
 
 

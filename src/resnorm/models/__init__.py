@@ -6,6 +6,7 @@ Imports nothing else of resnorm, so it can be copied out and reused on its own.
 from resnorm.models.attention import Attention
 from resnorm.models.block import Block
 from resnorm.models.config import BlockConfig
+from resnorm.models.dropout import MemberDropout, MemberStreams, attach_member_dropout
 from resnorm.models.embeddings import PatchEmbed2d, TimePatchEmbed, TokenEmbed
 from resnorm.models.encoder import Encoder
 from resnorm.models.feedforward import ACTIVATIONS, FeedForward
@@ -27,6 +28,8 @@ __all__ = [
     "Encoder",
     "FeedForward",
     "LanguageModel",
+    "MemberDropout",
+    "MemberStreams",
     "Linear",
     "NORMS",
     "PatchEmbed2d",
@@ -38,6 +41,7 @@ __all__ = [
     "Sublayer",
     "TimePatchEmbed",
     "TokenEmbed",
+    "attach_member_dropout",
     "build_norm",
     "member_view",
     "members_of",

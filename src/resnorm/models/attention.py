@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from resnorm.models.dropout import MemberDropout
 from resnorm.models.layers import Linear
 from resnorm.models.norms import LayerNorm
 
@@ -38,10 +39,10 @@ class Attention(nn.Module):
         self.causal = causal
         self.members = members
         self.scale = self.head_dim**-0.5 if attn_scale else 1.0
-        self.attn_dropout = dropout
         self.qkv = Linear(dim, 3 * dim, members=members)
         self.proj = Linear(dim, dim, members=members)
-        self.proj_drop = nn.Dropout(dropout)
+        self.attn_drop = MemberDropout(dropout, members)  # on the attention probabilities
+        self.proj_drop = MemberDropout(dropout, members)
         norm = partial(LayerNorm, self.head_dim, eps=norm_eps, members=members)
         self.q_norm = norm() if qk_norm else nn.Identity()
         self.k_norm = norm() if qk_norm else nn.Identity()
@@ -72,15 +73,20 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv_heads(x)
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            dropout_p=self.attn_dropout if self.training else 0.0,
-            is_causal=self.causal,
-            scale=self.scale,
-        )
+        if self.attn_drop.active:
+            y = self._dropped_attention(q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)
         return self.proj_drop(self.proj(y.transpose(1, 2).reshape(x.shape)))
+
+    def _dropped_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """Attention with each member's dropout on its probabilities: SDPA's own dropout
+        draws from torch's global generator, one stream for the whole pack."""
+        probs = self._logits(q, k).softmax(-1)
+        if self.members > 1:  # the member dimension leads again for the dropout
+            probs = self.attn_drop(probs.view(self.members, -1, *probs.shape[1:]))
+            return probs.view(-1, *probs.shape[2:]) @ v
+        return self.attn_drop(probs) @ v
 
     @torch.no_grad()
     def attention_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,9 +94,13 @@ class Attention(nn.Module):
 
         For probes only."""
         q, k, _ = self.qkv_heads(x)
+        logits = self._logits(q, k)
+        return logits.view(*x.shape[:-2], *logits.shape[1:])
+
+    def _logits(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         logits = (q @ k.transpose(-2, -1)) * self.scale
         if self.causal:
-            t = x.shape[-2]
-            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+            t = q.shape[-2]
+            mask = torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1)
             logits = logits.masked_fill(mask, float("-inf"))
-        return logits.view(*x.shape[:-2], *logits.shape[1:])
+        return logits

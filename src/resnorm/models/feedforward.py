@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from resnorm.models.dropout import MemberDropout
 from resnorm.models.layers import Linear
 from resnorm.models.registry import Registry
 
@@ -22,9 +23,9 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc1 = Linear(dim, hidden, members=members)
         self.act = ACTIVATIONS.get(activation)()
-        self.drop1 = nn.Dropout(dropout)
+        self.drop1 = MemberDropout(dropout, members)
         self.fc2 = Linear(hidden, dim, members=members)
-        self.drop2 = nn.Dropout(dropout)
+        self.drop2 = MemberDropout(dropout, members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from resnorm.stability.divergence import DivergenceMonitor, SpikeDetector
+from resnorm.member_config import StabilityThresholds
 
-# The keys of conf/stability/default.yaml that the callback takes (besides `enabled`).
+# The keys of conf/stability/default.yaml that the callback takes (besides `enabled`): the
+# pack's probe schedule and host-check interval, and each member's thresholds.
 CALLBACK_KEYS = (
-    "probes", "probe_every", "probe_batch_size", "divergence_loss_multiple",
-    "divergence_smoothing", "spike_multiple", "spike_window", "spike_min_history", "spike_min_rise",
+    "probes",
+    "probe_every",
+    "probe_batch_size",
+    *StabilityThresholds.names(),
     "check_every",
-)  # fmt: skip
+)
 
 
 def check_stability_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,17 +38,5 @@ def check_stability_options(options: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"stability.{name}={value!r} must be a positive integer")
-    numeric = ("divergence_loss_multiple", "divergence_smoothing", "spike_multiple",
-               "spike_window", "spike_min_history", "spike_min_rise")  # fmt: skip
-    for name in numeric:
-        value = kw.get(name, 1)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError(f"stability.{name}={value!r} must be a number")
-    DivergenceMonitor(
-        kw.get("divergence_loss_multiple", 3.0), kw.get("divergence_smoothing", 0.9)
-    )  # its constructor checks the thresholds
-    SpikeDetector(
-        kw.get("spike_multiple", 2.0), kw.get("spike_window", 50),
-        kw.get("spike_min_history", 10), kw.get("spike_min_rise", 0.1),
-    )  # fmt: skip
+    StabilityThresholds.from_config(kw)  # the thresholds' own checks
     return kw

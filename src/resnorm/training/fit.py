@@ -20,6 +20,8 @@ from torch import nn
 
 from resnorm.data.loaders import TensorLoader
 from resnorm.data.split_loaders import packed_train_loader
+from resnorm.member_config import MemberConfig
+from resnorm.models import attach_member_dropout
 from resnorm.models.members import stack_members
 from resnorm.outputs import COMPLETED, DIVERGED, PRUNED
 from resnorm.stability import params_finite
@@ -35,7 +37,6 @@ from resnorm.training.csv_log import stash_for_resume
 from resnorm.training.last_checkpoint import LastCheckpoint, resume_path
 from resnorm.training.loggers import build_loggers
 from resnorm.training.module import TaskModule
-from resnorm.training.optim import OPTIM_KEYS
 from resnorm.training.pack_logger import PackLogger
 from resnorm.training.progress import StepProgressBar, wants_progress_bar
 from resnorm.training.stability_callback import build_stability_callback
@@ -124,15 +125,20 @@ def fit_pack(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup("fit")
+    # each member trains with its own record: seed, optimizer, dropout, thresholds
+    members = [MemberConfig.from_config(c) for c in cfgs]
     model, solos = build_members(cfgs, dm)
+    streams = attach_member_dropout(model, [m.dropout for m in members], [m.seed for m in members])
     for summary, solo in zip(summaries, solos, strict=True):
         summary["params"] = sum(p.numel() for p in solo.parameters())
         summary["chance"] = dm.spec.chance
     if cfg.model.get("compile"):
         model.compile()  # in place: parameter names and checkpoints stay as they are
-    optims = [{key: c.optim[key] for key in OPTIM_KEYS} for c in cfgs]
-    clips = [c.optim.grad_clip for c in cfgs]
-    module = TaskModule(model, dm.spec, optims, cfg.trainer.max_steps, clips, solos)
+    optims = [
+        {**m.optim.adamw(), "fused": c.optim.fused} for m, c in zip(members, cfgs, strict=True)
+    ]
+    clips = [m.optim.grad_clip for m in members]
+    module = TaskModule(model, dm.spec, optims, cfg.trainer.max_steps, clips, solos, streams)
     resume = resume_path(Path(pack_dir) / "checkpoints") if cfg.trainer.resume else None
     if resume and rank_zero_only.rank == 0:
         for summary, run_dir in zip(summaries, run_dirs, strict=True):
@@ -143,7 +149,8 @@ def fit_pack(
     ckpt = LastCheckpoint(os.path.join(pack_dir, "checkpoints"), cfg.trainer.ckpt_every,
                           checkpoint_seconds(cfg.trainer))  # fmt: skip
     timer = StepTimer()
-    stability = build_stability_callback(cfg, members=k)  # None when stability.enabled=false
+    # None when stability.enabled=false
+    stability = build_stability_callback(cfg, [m.stability for m in members])
     extras = extra_callbacks(cfg) if k == 1 else []  # e.g. Optuna pruning inside a trial
     callbacks = [ckpt, timer] + ([stability] if stability else []) + extras
     trainer = build_trainer(cfg, pack_dir, [PackLogger(loggers)], callbacks)

@@ -19,6 +19,7 @@ from torch import nn
 
 from resnorm.data.spec import TaskSpec
 from resnorm.jobs.member_metrics import member_key, member_metrics
+from resnorm.models.dropout import MemberStreams
 from resnorm.models.members import member_view
 from resnorm.training.metrics import MONITOR, ClassificationMetrics, LanguageModelMetrics
 from resnorm.training.packed_optim import PackedAdamW, clip_member_grads_
@@ -47,7 +48,8 @@ class TaskModule(pl.LightningModule):
     ``optims[i]`` and ``grad_clips[i]`` are member i's optimizer options (the keywords of
     ``build_optimizer``) and clipping norm; ``views[i]`` is a members=1 model sharing
     member i's parameters (for probes and per-member checkpoints; the model itself when
-    k = 1).
+    k = 1); ``dropout_streams`` are the members' dropout generators (models/dropout.py),
+    saved with the checkpoint so that a resumed run draws the masks it would have drawn.
     """
 
     def __init__(
@@ -58,8 +60,10 @@ class TaskModule(pl.LightningModule):
         total_steps: int,
         grad_clips: Sequence[float | None],
         views: Sequence[nn.Module] | None = None,
+        dropout_streams: MemberStreams | None = None,
     ) -> None:
         super().__init__()
+        self.dropout_streams = dropout_streams
         self.model, self.spec, self.k = model, spec, len(optims)
         self.optim_cfgs, self.total_steps = list(optims), total_steps
         self.grad_clips = [c or None for c in grad_clips]
@@ -148,10 +152,11 @@ class TaskModule(pl.LightningModule):
         self._eval_step(batch, self.test_metrics)
 
     def on_validation_epoch_end(self) -> None:
+        frozen = self.frozen
         for i, metrics in enumerate(self.val_metrics):
             results = metrics.compute()
             metrics.reset()
-            if self.trainer.sanity_checking:
+            if self.trainer.sanity_checking or frozen[i]:  # a diverged member's run has ended
                 continue
             self.last_val[i] = results
             value, best = results[self.monitor], self.best_val[i].get(self.monitor)
@@ -180,11 +185,15 @@ class TaskModule(pl.LightningModule):
             self.model.parameters(), self.optim_cfgs, total_steps=self.total_steps
         )
 
-    # best and last validation survive a resume through the checkpoint
+    # best and last validation and the dropout streams survive a resume through the checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["resnorm"] = {"best_val": self.best_val, "last_val": self.last_val}
+        if self.dropout_streams is not None:
+            checkpoint["resnorm"]["dropout_streams"] = self.dropout_streams.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("resnorm", {})
         self.best_val = state.get("best_val", [{} for _ in range(self.k)])
         self.last_val = state.get("last_val", [{} for _ in range(self.k)])
+        if self.dropout_streams is not None and state.get("dropout_streams"):
+            self.dropout_streams.load_state_dict(state["dropout_streams"])

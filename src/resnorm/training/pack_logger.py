@@ -24,6 +24,14 @@ class PackLogger(Logger):
     def __init__(self, members: Sequence[Sequence[Logger]]) -> None:
         super().__init__()
         self.members = [list(m) for m in members]
+        # member -> the step its run ended at (it diverged while the pack goes on)
+        self.ended: dict[int, int] = {}
+
+    def end_member(self, i: int, step: int) -> None:
+        """Member i's run ended at ``step``: Lightning's values of later steps (it repeats the
+        last value of a metric that is no longer logged) are not the member's; its test
+        results, taken after the fit, still are."""
+        self.ended[i] = step
 
     @property
     def name(self) -> str:
@@ -35,8 +43,10 @@ class PackLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        for loggers, values in zip(self.members, split_metrics(metrics, len(self.members)),
-                                   strict=True):  # fmt: skip
+        split = split_metrics(metrics, len(self.members))
+        for i, (loggers, values) in enumerate(zip(self.members, split, strict=True)):
+            if i in self.ended and step is not None and step >= self.ended[i]:
+                values = {k: v for k, v in values.items() if k.startswith("test/")}
             if values:
                 for lg in loggers:
                     lg.log_metrics(values, step=step)

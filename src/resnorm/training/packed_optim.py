@@ -17,13 +17,11 @@ import torch
 from torch import nn
 from torch.optim.adam import adam
 
-from resnorm.training.optim import check_optim_options, lr_factor
+from resnorm.member_config import OptimOptions
+from resnorm.training.optim import lr_factor
 
-# build_optimizer's defaults, for the options a member's config may leave out
-DEFAULTS: dict[str, Any] = {
-    "betas": (0.9, 0.999), "eps": 1e-8, "warmup_steps": 0, "schedule": "cosine",
-    "min_lr_ratio": 0.0,
-}  # fmt: skip
+# the defaults of the options a member's config may leave out (clipping is the module's)
+DEFAULTS: dict[str, Any] = {k: v for k, v in OptimOptions.defaults().items() if k != "grad_clip"}
 MEMBER_OPTIONS = ("lr", "weight_decay", *DEFAULTS)
 
 
@@ -76,11 +74,8 @@ class PackedAdamW(torch.optim.Optimizer):
         }  # fmt: skip
         self.options = {name: _per_member(name, value, k) for name, value in given.items()}
         self.options["betas"] = [tuple(b) for b in self.options["betas"]]
-        o = self.options
-        for i in range(k):
-            check_optim_options(
-                o["lr"][i], o["warmup_steps"][i], o["schedule"][i], o["weight_decay"][i]
-            )
+        for i in range(k):  # each member's options, validated as its solo run's are
+            OptimOptions(**{name: values[i] for name, values in self.options.items()})
         # build_optimizer's rule: the fused kernel on CUDA and CPU, else torch's foreach loop
         on_fused_device = params[0].device.type in ("cuda", "cpu")
         groups = [

@@ -24,6 +24,7 @@ on ``model`` for any other LightningModule, with its ``loss(logits, targets)``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from resnorm.jobs.member_metrics import member_key
+from resnorm.member_config import StabilityThresholds
 from resnorm.outputs import DIVERGED, STABILITY, write_json_atomic
 from resnorm.stability import (
     ProbeLog,
@@ -64,27 +66,27 @@ class StabilityCallback(pl.Callback):
         probes: bool = True,
         probe_every: int = 50,
         probe_batch_size: int = 64,
-        divergence_loss_multiple: float | None = 3.0,
-        divergence_smoothing: float = 0.9,
-        spike_multiple: float = 2.0,
-        spike_window: int = 50,
-        spike_min_history: int = 10,
-        spike_min_rise: float = 0.1,
         check_every: int | None = None,
         members: int = 1,
+        thresholds: StabilityThresholds | Sequence[StabilityThresholds] | None = None,
+        **threshold_options: Any,
     ) -> None:
+        """``thresholds``: one record per member, or one for every member; without it, the
+        threshold fields given as keywords (``spike_window=5``) apply to every member."""
         check_stability_options(
             {"probes": probes, "probe_every": probe_every, "probe_batch_size": probe_batch_size,
              "check_every": check_every}
         )  # fmt: skip
         self.check_every = check_every
-        thresholds = {
-            "divergence_loss_multiple": divergence_loss_multiple,
-            "divergence_smoothing": divergence_smoothing, "spike_multiple": spike_multiple,
-            "spike_window": spike_window, "spike_min_history": spike_min_history,
-            "spike_min_rise": spike_min_rise,
-        }  # fmt: skip
-        self.monitors = [StepMonitor(**thresholds) for _ in range(members)]
+        if thresholds is None:
+            thresholds = StabilityThresholds(**threshold_options)
+        elif threshold_options:
+            raise TypeError("give thresholds as records or as keywords, not both")
+        if isinstance(thresholds, StabilityThresholds):
+            thresholds = [thresholds] * members
+        if len(thresholds) != members:
+            raise ValueError(f"{len(thresholds)} threshold records for {members} members")
+        self.monitors = [StepMonitor(**t.as_dict()) for t in thresholds]
         self.probe_logs = [ProbeLog(probes, probe_every, probe_batch_size) for _ in range(members)]
         self._grad_norm: torch.Tensor | None = None  # taken here when the module has none
         self._module_norm = False  # whether the module is a GradNormSource
@@ -206,6 +208,9 @@ class StabilityCallback(pl.Callback):
         pack_stops = self.diverged
         if pack_stops:
             trainer.should_stop = True
+        for lg in trainer.loggers if not pack_stops else ():
+            for i in newly if isinstance(lg, PackLogger) else ():
+                lg.end_member(i, trainer.global_step)
         every = trainer.log_every_n_steps
         step = judged[-1][2]
         on_grid = step // every > self._last_logged // every
@@ -278,9 +283,17 @@ def _member_losses(outputs: Any) -> torch.Tensor | None:
     return None if outputs is None else outputs.detach().reshape(1)
 
 
-def build_stability_callback(cfg: DictConfig, members: int = 1) -> StabilityCallback | None:
-    """The callback from ``cfg.stability``; None when ``stability.enabled=false``."""
+def build_stability_callback(
+    cfg: DictConfig, thresholds: Sequence[StabilityThresholds] | None = None
+) -> StabilityCallback | None:
+    """The callback from ``cfg.stability`` (the pack's probe schedule) with one threshold
+    record per member (default: ``cfg``'s own, for a single run); None when
+    ``stability.enabled=false``."""
     s = cfg.get("stability")
     if s is None or not s.enabled:
         return None
-    return StabilityCallback(**check_stability_options(s), members=members)
+    options = check_stability_options(s)
+    if thresholds is None:
+        thresholds = [StabilityThresholds.from_config(options)]
+    pack_wide = {k: v for k, v in options.items() if k not in StabilityThresholds.names()}
+    return StabilityCallback(**pack_wide, members=len(thresholds), thresholds=thresholds)

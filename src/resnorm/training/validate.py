@@ -6,23 +6,15 @@ import torch
 from omegaconf import DictConfig
 
 from resnorm.jobs.packing import check_pack_size
+from resnorm.member_config import MemberConfig
 from resnorm.stability.options import check_stability_options
 from resnorm.training.builders import block_config
 from resnorm.training.checkpointing import check_checkpoint_options
 from resnorm.training.no_matplotlib import keep_matplotlib_out
-from resnorm.training.optim import check_optim_options
 
 # Every process that trains through the Hydra app (launcher and DDP children included)
 # imports this module before Lightning: the earliest point to keep matplotlib out.
 keep_matplotlib_out()
-MAX_SEED = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
-
-
-def check_seed(seed: object) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed={seed!r} must be an integer")
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed={seed!r} must be an integer from 0 to {MAX_SEED}")
 
 
 def check_trainer(t: DictConfig) -> None:
@@ -40,10 +32,8 @@ def check_trainer(t: DictConfig) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Raise ValueError naming the first bad option and what it allows."""
     check_pack_size(cfg.get("pack", 1))
-    check_seed(cfg.seed)
+    MemberConfig.from_config(cfg)  # seed, optimizer, dropout, thresholds: the record checks
     block_config(cfg.model)  # BlockConfig validates itself when built
-    o = cfg.optim
-    check_optim_options(o.lr, o.warmup_steps, o.schedule, o.weight_decay)
     steps = cfg.trainer.max_steps
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"trainer.max_steps={steps!r} must be a positive integer")
@@ -54,5 +44,3 @@ def check_config(cfg: DictConfig) -> None:
     check_trainer(cfg.trainer)
     if cfg.get("stability") is not None:
         check_stability_options(cfg.stability)
-    if cfg.optim.grad_clip is not None and not cfg.optim.grad_clip > 0:
-        raise ValueError(f"optim.grad_clip={cfg.optim.grad_clip!r} must be positive or null")
