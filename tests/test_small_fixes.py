@@ -256,3 +256,15 @@ def test_safe_filename_is_safe_distinct_and_leaves_plain_names_alone():
     assert all(re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", s) for s in stems), stems
     assert all(len(s) <= 120 for s in stems)
     assert safe_filename("a/b") == safe_filename("a/b")  # stable across reports
+
+
+@pytest.mark.slow
+def test_the_wait_policy_line_is_written_once_per_process_not_per_member(tmp_path):
+    choice = json.dumps({"policy": "PASSIVE", "busy_cores": 1.5})
+    env = {**BASE_ENV, "OMP_WAIT_POLICY": "PASSIVE", CHOICE_ENV: choice, "WANDB_MODE": "offline"}
+    out = resnorm("train", "-m", "task=image_digits", "model.depth=1", "model.dim=16",
+                  "trainer.max_steps=2", "seed=0,1,2", "pack=3",
+                  f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (out.stdout + out.stderr).count("OMP_WAIT_POLICY=PASSIVE") == 1
+    assert len(list((tmp_path / "sweep").glob(f"*/{SUMMARY}"))) == 3

@@ -8,6 +8,7 @@ pack of one, ``run_job``). Every member has its own run directory, and its
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -51,14 +52,19 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
 
 
+@functools.cache  # once per process, not once per member of a pack
+def _log_wait_policy(policy: str, busy_cores: Any) -> None:
+    if policy == "PASSIVE":  # resnorm made OpenMP threads sleep: the log says why
+        log.info("OMP_WAIT_POLICY=PASSIVE: other processes kept %s cores busy at start-up",
+                 busy_cores)  # fmt: skip
+
+
 def base_summary(cfg: DictConfig, container: dict[str, Any]) -> dict[str, Any]:
     from resnorm.omp import recorded_wait_policy
 
     model = asdict(block_config(cfg.model))
     omp = recorded_wait_policy()  # chosen by the CLI before torch loaded (resnorm.omp)
-    if omp["policy"] == "PASSIVE":  # resnorm made OpenMP threads sleep: the log says why
-        log.info("OMP_WAIT_POLICY=PASSIVE: other processes kept %s cores busy at start-up",
-                 omp.get("busy_cores"))  # fmt: skip
+    _log_wait_policy(omp["policy"], omp.get("busy_cores"))
     return {
         "schema": SUMMARY_SCHEMA,
         "run_key": run_key(container),
