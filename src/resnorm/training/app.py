@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from resnorm.errors import one_line_error
 from resnorm.jobs import study_progress
 from resnorm.jobs.claims import Claim, ClaimOptions, acquire
 from resnorm.jobs.index import refresh_index
+from resnorm.jobs.job_dir import remove_empty_parents, remove_if_only_ours
 from resnorm.jobs.packing import done_before, pack_id, read_manifest
 from resnorm.jobs.resume import previous_status, should_skip
 from resnorm.outputs import FAILED, run_key
@@ -64,53 +64,6 @@ def skipped(config: dict[str, Any], run_dir: str) -> bool:
     if status:
         print(f"resnorm: skipped ({status} before) [{run_dir}]")
     return status is not None
-
-
-HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes in .hydra/
-
-
-def close_job_logs(run_dir: Path) -> set[str]:
-    """Close and detach the log files Hydra opened in ``run_dir``; return their names."""
-    root, names = logging.getLogger(), set()
-    for handler in list(root.handlers):
-        if (path := Path(getattr(handler, "baseFilename", "/"))).parent == run_dir:
-            handler.close()
-            root.removeHandler(handler)
-            names.add(path.name)
-    return names
-
-
-def remove_if_only_ours(run_dir: Path, hc: Any) -> bool:
-    """Remove ``run_dir`` when it holds nothing but this job's Hydra files and log (so no
-    earlier run's results); True when it is gone. File by file, then ``rmdir``: anything
-    written there meanwhile (by another launcher of a study) keeps the directory."""
-    files = [run_dir / name for name in close_job_logs(run_dir) | {f"{hc.job.name}.log"}]
-    if hc.output_subdir:
-        files += [run_dir / str(hc.output_subdir) / name for name in HYDRA_FILES]
-    dirs = sorted({f.parent for f in files}, key=lambda d: len(d.parts), reverse=True)
-    if any(p not in {*files, *dirs} for p in run_dir.rglob("*")):
-        return False
-    try:
-        for f in files:
-            f.unlink(missing_ok=True)
-        for d in dirs:  # deepest first
-            d.rmdir()
-    except OSError:
-        return False
-    return True
-
-
-def remove_empty_parents(run_dir: Path) -> None:
-    """The dated folders above a removed run directory, once empty, up to (not including)
-    the top folder under the working directory (``outputs/`` stays); never outside it."""
-    cwd = Path.cwd().resolve()
-    for parent in run_dir.resolve().parents:
-        if parent == cwd or parent.parent == cwd or cwd not in parent.parents:
-            return
-        try:
-            parent.rmdir()  # fails, and so stops, on the first folder holding anything
-        except OSError:
-            return
 
 
 def rejected(run_dir: str, exc: Exception, hc: Any, multirun: bool) -> None:
