@@ -164,3 +164,12 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
     found = summaries(sweep)
     assert len(found) == 2 and all(s["status"] == "completed" for s in found)
     assert {s["device"] for s in found} == {"cpu (1 threads)"}  # cores / n_jobs each
+
+
+def test_top_level_help_names_every_bench():
+    from resnorm.bench import BENCHES
+
+    out = subprocess.run([sys.executable, "-m", "resnorm.cli", "--help"], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0 and "bench {" + ",".join(BENCHES) + "}" in out.stdout
+    assert "block_cost" in BENCHES

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from resnorm.bench import BENCHES
 from resnorm.errors import one_line_error
 from resnorm.omp import record_wait_policy
 
@@ -15,12 +16,14 @@ commands:
   train [-m] [overrides...]   train one config, or a multirun sweep with -m (Hydra syntax)
                               e.g. resnorm train task=image_digits variant=post_ln model.depth=8
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
-  bench {block,harness,mfu,sweep,precision,wait_policy,optimizer,pack,norm}
+  bench {{{benches}}}
                               performance benchmarks (ratios measured side by side)
   probe xiong [--out D]       Xiong et al. 2020's W² gradients at init, in their setting
 
 Run `resnorm train --help` for Hydra's help (config groups and their options).
-Set RESNORM_DEBUG=1 to see full tracebacks instead of one-line errors."""
+Set RESNORM_DEBUG=1 to see full tracebacks instead of one-line errors.""".format(
+    benches=",".join(BENCHES)
+)
 
 
 def train(argv: list[str]) -> int:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from resnorm.bench import BENCHES
+
 
 def machine(device: str) -> str:
     if device == "cuda":
@@ -18,11 +20,7 @@ def machine(device: str) -> str:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="resnorm bench", description=__doc__)
-    benches = [
-        "block", "harness", "mfu", "sweep", "precision", "wait_policy", "optimizer", "pack",
-        "norm", "block_cost",
-    ]  # fmt: skip
-    p.add_argument("which", choices=benches)
+    p.add_argument("which", choices=BENCHES)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default=None, help="fp32 | bf16 (block, mfu, norm, block_cost)")
     p.add_argument("--steps", type=int, default=300, help="harness, pack: steps per run")
