@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from resnorm.bench import BENCHES
@@ -15,6 +16,7 @@ USAGE = """resnorm <command> [args]
 commands:
   train [-m] [overrides...]   train one config, or a multirun sweep with -m (Hydra syntax)
                               e.g. resnorm train task=image_digits variant=post_ln model.depth=8
+  resume <dir> [overrides...] resume a stopped run (or study) in its own directory
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
   bench {{{benches}}}
                               performance benchmarks (ratios measured side by side)
@@ -55,6 +57,20 @@ def train(argv: list[str]) -> int:
     return 1 if FAILURES else 0
 
 
+def resume(argv: list[str]) -> int:
+    """Relaunch a stopped run (or study) with its own overrides into its own directory."""
+    from resnorm.training.resume_cli import ResumeRefused, resume_args  # no torch
+
+    try:
+        args = resume_args(argv)
+    except ResumeRefused as exc:
+        print(f"resnorm: error: resume: {exc}", file=sys.stderr)
+        return 2
+    print(f"resnorm: resume: resnorm train {shlex.join(args)}", flush=True)
+    record_wait_policy()  # before torch loads, as for `resnorm train`
+    return train(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -66,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         record_wait_policy()
     if command == "train":
         return train(rest)
+    if command == "resume":
+        return resume(rest)
     if command == "bench":
         from resnorm.bench.cli import main as bench_main
 
@@ -79,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return probe_main(rest)
     parser = argparse.ArgumentParser(prog="resnorm", usage=USAGE)
-    parser.error(f"unknown command {command!r}; allowed: train, report, bench, probe")
+    parser.error(f"unknown command {command!r}; allowed: train, resume, report, bench, probe")
     return 2
 
 

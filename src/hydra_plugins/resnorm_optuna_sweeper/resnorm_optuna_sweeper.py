@@ -66,4 +66,8 @@ class ResnormOptunaSweeper(Sweeper):
             check_pack_size(pack)
             assert self.hydra_context is not None
             packer = Packer(self.config, self.hydra_context, self.launcher, size=pack)
-        OptunaSweep(self.settings, self.config, launch, packer).run(arguments)
+        sweep = OptunaSweep(self.settings, self.config, launch, packer)
+        sweep.run(arguments)
+        from resnorm.sweeps.study_end import announce_end
+
+        announce_end(sweep.sweep_dir)  # where the trials are, their counts, the report

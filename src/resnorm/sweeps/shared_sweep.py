@@ -6,7 +6,8 @@ Run the same ``resnorm train -m ...`` on several machines that see one output fi
 the launcher's side: it records its jobs for the progress lines
 (``resnorm.jobs.study_progress``), launches them (plainly, or as packs), then waits for
 the runs other launchers hold and takes over those whose launcher died
-(``resnorm.sweeps.completion``), and finally rebuilds the study index.
+(``resnorm.sweeps.completion``), and finally rebuilds the study index and prints the
+study's end line.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnorm.jobs import study_progress
 from resnorm.jobs.claims import ClaimOptions
-from resnorm.jobs.index import index_rows, write_index
+from resnorm.jobs.index import index_rows
 from resnorm.sweeps.completion import Pending, settle
 from resnorm.sweeps.pack_sweep import Job, Pack, Packer
+from resnorm.sweeps.study_end import announce_end
 
 
 class SharedStudy:
@@ -63,5 +65,7 @@ class SharedStudy:
             study_progress.stop(progress)
         return results
 
-    def finish(self) -> Any:
-        return write_index(self.packer.sweep_dir)
+    def finish(self) -> list[dict[str, Any]]:
+        """Rebuild the index and say where the study is, how its runs ended, and how
+        to report it (``resnorm.sweeps.study_end``)."""
+        return announce_end(self.packer.sweep_dir)

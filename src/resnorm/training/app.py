@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,12 +119,24 @@ def claim(cfg: DictConfig | dict[str, Any], run_dir: str) -> Claim | RankClaim |
     return None
 
 
-def report(summaries: list[dict[str, Any]], rows: list[dict[str, Any]] | None) -> None:
-    """Each member's line, followed by the study's progress (from the refreshed index
-    ``rows``) in a multirun; one print per line, so parallel jobs' lines never mix."""
+def report(ended: list[tuple[str, dict[str, Any]]], rows: list[dict[str, Any]] | None) -> None:
+    """Each member's line (``ended``: run directory, summary), followed by the study's
+    progress (from the refreshed index ``rows``) in a multirun, and ending with the run
+    directory as the error lines do; one print per line, so parallel jobs' lines never mix."""
     progress = study_progress.status(rows) if rows is not None else ""
-    for summary in summaries:
-        print(f"resnorm: {headline(summary)}" + (f" {progress}" if progress else ""), flush=True)
+    for run_dir, summary in ended:
+        tail = f" {progress}" if progress else ""
+        print(f"resnorm: {headline(summary)}{tail} [{run_dir}]", flush=True)
+
+
+def announce_run_dir(run_dir: str) -> None:
+    """A single run's first line, before torch loads: where it writes, and the one command
+    that resumes it (``resnorm resume``) if it is stopped. DDP ranks above 0 stay quiet."""
+    if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
+        return
+    where = shlex.quote(run_dir)
+    print(f"resnorm: run directory {run_dir} (if stopped, resume it: resnorm resume {where})",
+          flush=True)  # fmt: skip
 
 
 def write_hydra_files(member: dict[str, Any]) -> None:
@@ -143,16 +156,19 @@ def run_packed(cfg: DictConfig, hc: Any) -> list[float | None]:
     except ValueError as exc:
         failed(hc.runtime.output_dir, exc)
         return []
-    summaries: list[dict[str, Any]] = []
+    ended: list[tuple[str, dict[str, Any]]] = []
     try:
-        summaries = train_members(cfg, hc, manifest)
+        ended = train_members(cfg, hc, manifest)
     finally:
         rows = refresh_index(manifest["sweep_dir"])
-    report(summaries, rows)
-    return [headline_metric(s) for s in summaries]
+    report(ended, rows)
+    return [headline_metric(s) for _, s in ended]
 
 
-def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def train_members(
+    cfg: DictConfig, hc: Any, manifest: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The members that trained here: (run directory, summary) each."""
     from resnorm.training.validate import check_config  # lazy: imports torch
 
     cfgs, run_dirs, claims = [], [], []
@@ -181,7 +197,8 @@ def train_members(cfg: DictConfig, hc: Any, manifest: dict[str, Any]) -> list[di
     if not cfgs:
         return []
     try:
-        return train_claimed(cfg, hc, cfgs, run_dirs)
+        summaries = train_claimed(cfg, hc, cfgs, run_dirs)  # [] when the pack failed
+        return list(zip(run_dirs, summaries, strict=True)) if summaries else []
     finally:
         for held in claims:
             held.release()
@@ -212,6 +229,8 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
         return run_packed(cfg, hc)
     run_dir = hc.runtime.output_dir
     multirun = hc.mode == RunMode.MULTIRUN
+    if not multirun:  # a study's jobs are named by its end line (resnorm.sweeps.study_end)
+        announce_run_dir(run_dir)
     held: Claim | RankClaim | None = None
     summary = None
     from resnorm.training.validate import check_config
@@ -246,7 +265,7 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
             held.release()
         rows = refresh_index(hc.sweep.dir) if multirun else None
         if summary is not None:
-            report([summary], rows)
+            report([(run_dir, summary)], rows)
 
 
 if __name__ == "__main__":  # DDP ranks > 0 are started as `python -m resnorm.training.app`

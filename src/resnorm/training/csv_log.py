@@ -14,7 +14,11 @@ from pathlib import Path
 
 from resnorm.outputs import METRICS_CSV, atomic_file
 
-STASH = "csv/metrics.before-resume.csv"
+# Outside csv/: Lightning's CSV logger warns that "previous log files will be deleted" when
+# its folder is not empty, which a stash there made it do on every resume (falsely: the
+# stash is what keeps them).
+STASH = "metrics.before-resume.csv"
+LEGACY_STASH = "csv/metrics.before-resume.csv"  # where earlier versions kept it
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -55,6 +59,10 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
 def stash_for_resume(run_dir: str | Path) -> None:
     """Before a resumed run's logger starts: fold the current log into the stash."""
     log, stash = Path(run_dir) / METRICS_CSV, Path(run_dir) / STASH
+    legacy = Path(run_dir) / LEGACY_STASH
+    if legacy.exists():  # a stash an earlier version left: fold it in first
+        _write(stash, merge_rows(_read(stash), _read(legacy)))
+        legacy.unlink()
     if not log.exists():
         return
     _write(stash, merge_rows(_read(stash), _read(log)))

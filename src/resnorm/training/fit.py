@@ -64,6 +64,20 @@ class PackData(pl.LightningDataModule):
         return self.dm.test_dataloader()
 
 
+class ResumedLine(pl.Callback):
+    """``resnorm: resumed from step N (<checkpoint>) [<run dir>]``, once per member, when
+    the fit starts: the step is the one Lightning restored, not a guess from the file."""
+
+    def __init__(self, ckpt: str, run_dirs: Sequence[str]) -> None:
+        self.ckpt, self.run_dirs = ckpt, list(run_dirs)
+
+    @rank_zero_only
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for run_dir in self.run_dirs:
+            print(f"resnorm: resumed from step {trainer.global_step} ({self.ckpt}) [{run_dir}]",
+                  flush=True)  # fmt: skip
+
+
 def build_members(cfgs: Sequence[DictConfig], dm: Any) -> tuple[nn.Module, list[nn.Module]]:
     """The pack model and each member's solo (members=1) model, with its own init.
 
@@ -153,6 +167,8 @@ def fit_pack(
     stability = build_stability_callback(cfg, [m.stability for m in members])
     extras = extra_callbacks(cfg) if k == 1 else []  # e.g. Optuna pruning inside a trial
     callbacks = [ckpt, timer] + ([stability] if stability else []) + extras
+    if resume:
+        callbacks.append(ResumedLine(resume, run_dirs))
     trainer = build_trainer(cfg, pack_dir, [PackLogger(loggers)], callbacks)
     data = PackData(dm, [c.seed for c in cfgs])
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
