@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from resnorm.report.analysis import frontier, lr_sensitivity
+from resnorm.report.analysis.baseline import Comparison, compare
 from resnorm.report.analysis.table import add_steps_to_target, summary_table, targets
 from resnorm.report.claims.catalog import all_findings
 from resnorm.report.claims.rules import Finding
@@ -39,12 +40,18 @@ class ReportData:
     figs: list[Fig] = field(default_factory=list)
     optuna: list[OptunaSection] = field(default_factory=list)
     workspace: str | None = None  # where the W&B workspace spec went
+    baseline: Comparison | None = None  # NEW against --baseline OLD, never pooled into NEW
 
 
 def build(
-    sources: list[Source], out: Path, title: str, target_overrides: dict[str, float] | None = None
+    sources: list[Source],
+    out: Path,
+    title: str,
+    target_overrides: dict[str, float] | None = None,
+    baseline: list[Source] | None = None,
 ) -> ReportData:
-    """Everything but the writing of files that depend on the renderers."""
+    """Everything but the writing of files that depend on the renderers; ``baseline``: the
+    sources of a before/after comparison, read as NEW's are."""
     loaded, studies = load_sources(sources)
     runs = loaded.runs
     tgt = targets(runs, target_overrides)
@@ -63,6 +70,9 @@ def build(
         lr_table=lr_sensitivity.table(runs),
         frontier_table=frontier.frontier_table(runs),
     )
+    if baseline:
+        old, _ = load_sources(baseline)
+        data.baseline = compare(runs, old.runs, [s.text for s in baseline], old.skipped, old.notes)
     data.figs = build_all(runs, out)
     if studies:
         data.optuna = sections(studies, out)

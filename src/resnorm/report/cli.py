@@ -2,7 +2,8 @@
 
 Exit status: 0 written; 1 written, but some summary.json files could not be read (each is
 named on stderr and in the report, and skipped); 2 nothing written: bad arguments, no
-runs, a summary from a newer schema, an unknown or unreachable source.
+runs, a summary from a newer schema, an unknown or unreachable source. With ``--baseline``
+the exit status is the same whatever changed: the summary line's counts say that.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ def parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="report folder (default: reports/<title slug>)"
     )
     p.add_argument("--title", default="resnorm report")
+    p.add_argument(
+        "--baseline",
+        nargs="+",
+        default=[],
+        metavar="OLD",
+        help="sources of a before/after comparison (after the SOURCEs): runs of the same "
+        "config (run key) are matched and their changes reported in a 'Before/after' "
+        "section and one summary line; the rest of the report is the SOURCEs alone",
+    )
     p.add_argument(
         "--target",
         action="append",
@@ -85,6 +95,7 @@ def slug(title: str) -> str:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     sources = [classify(s) for s in args.sources]
+    baseline = [classify(s) for s in args.baseline]
     targets = parse_targets(args.target)
     out: Path = args.out or Path("reports") / slug(args.title)
     # lazy: pandas, numpy and matplotlib load here, so that `--help` and argument errors
@@ -93,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
     from resnorm.report.render import html, markdown
     from resnorm.report.render.workspace import publish
 
-    data = build(sources, out, args.title, targets)
-    for s in data.skipped:
+    data = build(sources, out, args.title, targets, baseline)
+    skipped = data.skipped + (data.baseline.skipped if data.baseline is not None else [])
+    for s in skipped:
         print(f"{PROG}: warning: skipped {s}", file=sys.stderr)
     if args.wandb_workspace:
         data.workspace = publish(data, sources, out, args.wandb_project)
@@ -109,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
         f"{verdicts.count('inconclusive')} inconclusive, "
         f"{verdicts.count('not testable')} not testable) in {time.perf_counter() - t0:.1f}s"
     )
-    return 1 if data.skipped else 0
+    if data.baseline is not None:  # exit 0 either way: the counts say what moved
+        print(f"{PROG}: {data.baseline.summary_line()}")
+    return 1 if skipped else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from resnorm.report.analysis import frontier, lr_sensitivity
 from resnorm.report.build import ReportData
-from resnorm.report.render import content
+from resnorm.report.render import baseline, content
 
 INDEX_HTML = "index.html"
 VERDICT_CLASS = {
@@ -119,6 +119,7 @@ def render(data: ReportData) -> str:
     body += [f"<p class='small'>{escape(n)}</p>" for n in data.notes]
     if data.workspace:
         body.append(f"<p>W&amp;B workspace spec: <code>{escape(data.workspace)}</code></p>")
+    body += baseline.html(data, table)
     body += [
         "<h2 id='verdicts'>Verdicts</h2>",
         f"<p>{escape(content.MATRIX_NOTE)}</p>",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from resnorm.report.analysis import frontier, lr_sensitivity
 from resnorm.report.build import ReportData
-from resnorm.report.render import content
+from resnorm.report.render import baseline, content
 
 REPORT_MD = "report.md"
 
@@ -73,6 +73,7 @@ def render(data: ReportData) -> str:
         lines += [f"- {text(n)}" for n in data.notes] + [""]
     if data.workspace:
         lines += [f"W&B workspace spec: {data.workspace}", ""]
+    lines += baseline.markdown(data, md_table, text)
     lines += ["## Verdicts", "", content.MATRIX_NOTE, ""]
     lines += md_table(content.verdict_matrix(data)[0]) + figures(data, content.HEADLINE)
     lines += ["## Summary", "", "Per task × variant × depth: headline test metric over seeds.", ""]
