@@ -126,8 +126,15 @@ class TaskModule(pl.LightningModule):
         x, y = batch
         losses = torch.stack([self.loss(out, y[i]) for i, out in enumerate(self.model(x))])
         if self._is_log_step():
+            opt = self.optimizer
             for i in range(self.k):
                 self.log(member_key(i, "train/loss"), losses[i], on_step=True, on_epoch=False)
+                if opt is not None:
+                    # The LR this step's update uses (last_lrs[i] once it is taken): a Python
+                    # float, logged as a float64 CPU tensor so that it neither rounds to
+                    # float32 nor costs a copy to the device (and the sync that comes with it).
+                    lr = torch.tensor(opt.scheduled_lr(i), dtype=torch.float64)
+                    self.log(member_key(i, "train/lr"), lr, on_step=True, on_epoch=False)
         # Members are independent: the gradient of the sum is each member's own gradient.
         return {"loss": losses.sum(), "member_losses": losses.detach()}
 

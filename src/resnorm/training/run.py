@@ -30,7 +30,7 @@ from resnorm.outputs import FAILED, RUNNING, SUMMARY, SUMMARY_SCHEMA, run_key, w
 from resnorm.training.builders import block_config
 from resnorm.training.csv_log import merge_after_resume
 from resnorm.training.fit import fit_pack
-from resnorm.training.loggers import finish_wandb
+from resnorm.training.loggers import finish_trackers, tracker_ids
 from resnorm.training.provenance import device_name, versions
 from resnorm.training.validate import check_config
 from resnorm.variants import variant_overrides
@@ -166,8 +166,9 @@ def run_pack(
                 summary["status"] = FAILED
                 summary["error"] = f"{type(exc).__name__}: {exc}"
             summary["wall_s"] = time.perf_counter() - t0
+            summary.update(tracker_ids(member_loggers))
             _record(summary, run_dir, ending=True)
-            finish_wandb(member_loggers, summary["status"])
+            finish_trackers(member_loggers, summary)
         raise
     finally:
         TensorLoader.keep_on(None)
@@ -176,8 +177,9 @@ def run_pack(
                 merge_after_resume(run_dir)
     for summary, run_dir, member_loggers in zip(summaries, run_dirs, loggers, strict=True):
         summary["wall_s"] = time.perf_counter() - t0
+        summary.update(tracker_ids(member_loggers))  # wandb_run_id
         _record(summary, run_dir)
-        finish_wandb(member_loggers, summary["status"])
+        finish_trackers(member_loggers, summary)
     return summaries
 
 
