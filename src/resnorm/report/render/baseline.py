@@ -30,9 +30,9 @@ def intro(cmp: Comparison) -> list[str]:
         f"versions. Only finished pairs ({', '.join(USABLE)} on both sides) are compared; "
         "Δ = NEW − OLD. Per cell (the run key without the seed): the mean Δ over seeds with "
         f"its paired {LEVEL:.0%} t-interval (n − 1 df); 'identical' when every Δ is exactly "
-        "0; flagged when the interval excludes 0. A run is identical when every number its "
-        "summary records (metrics, steps, status) is the same float. The rest of the "
-        "report is NEW alone.",
+        "0; flagged when the interval excludes 0. A run is identical when its status, steps "
+        "and every metric its summary records are the same floats. The rest of the report "
+        "is NEW alone.",
         cmp.summary_line() + ".",
     ]
     if cmp.unkeyed:
