@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from resnorm.report.analysis.stats import mean_ci
 from resnorm.report.analysis.table import modal_setting
-from resnorm.report.figures.base import Fig, grid, metric_label, save, shared_legend
+from resnorm.report.figures.base import Fig, grid, metric_label, save, shared_legend, tex_safe
 from resnorm.report.sources.rows import usable
 
 
@@ -41,10 +41,10 @@ def depth_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> Fig 
                 marker="o",
                 ms=4,
                 capsize=3,
-                label=arch,
+                label=tex_safe(arch),
                 color=palette.get(arch),
             )
-        ax.set_title(task)
+        ax.set_title(tex_safe(task))
         ax.set_xlabel("depth (blocks)")
         ax.set_ylabel(metric_label(str(g["metric"].iloc[0])) if len(g) else "")
         if depths:
@@ -71,7 +71,7 @@ def _heat(
         vmax = 2 * float(np.median(finite))  # one blow-up would hide every other difference
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
     ax.set_xticks(range(mat.shape[1]), [f"{c:g}" for c in mat.columns], fontsize=7)
-    ax.set_yticks(range(mat.shape[0]), list(mat.index), fontsize=7)
+    ax.set_yticks(range(mat.shape[0]), [tex_safe(a) for a in mat.index], fontsize=7)
     for (i, j), v in np.ndenumerate(data):
         if math.isfinite(v):
             r, g, b, _ = im.cmap(im.norm(v))
@@ -90,18 +90,18 @@ def heatmap_figure(df: pd.DataFrame, out: Path, axis: str, name: str, label: str
     if not tasks:
         return None
     height = max(3.0, sum(0.28 * ok[ok["task"] == t]["arch"].nunique() + 1.2 for t in tasks))
-    fig = Figure(figsize=(10, height))
-    fig.subplots_adjust(left=1.2 / 10, right=0.97, bottom=0.6 / height, top=1 - 0.35 / height,
-                        wspace=0.45, hspace=0.9 / (height / len(tasks)))  # fmt: skip
+    # constrained: the variant names set the margins, however long they are
+    fig = Figure(figsize=(10, height), layout="constrained")
     axes = fig.subplots(len(tasks), 2, squeeze=False)
     for row, task in zip(axes, tasks, strict=True):
         g = ok[ok["task"] == task]
         rate = g.pivot_table(index="arch", columns=axis, values="diverged", aggfunc="mean")
         loss = g.assign(test_loss=g["test_loss"].where(np.isfinite(g["test_loss"])))
         loss = loss.pivot_table(index="arch", columns=axis, values="test_loss", aggfunc="mean")
-        _heat(row[0], rate.astype(float), f"{task}: divergence rate", "Reds", "{:.2f}", 0, 1)
-        _heat(row[1], loss, f"{task}: mean final test loss (finite runs)", "viridis_r", "{:.2f}",
-              robust=True)  # fmt: skip
+        name_ = tex_safe(task)
+        _heat(row[0], rate.astype(float), f"{name_}: divergence rate", "Reds", "{:.2f}", 0, 1)
+        _heat(row[1], loss, f"{name_}: mean final test loss (finite runs)", "viridis_r",
+              "{:.2f}", robust=True)  # fmt: skip
         for ax in row:
             ax.set_xlabel(label)
     return save(
@@ -133,11 +133,18 @@ def lr_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> Fig | N
             if a["lr"].nunique() < 3:
                 continue
             m = a.groupby("lr")["clamped"].mean()
-            ax.plot(m.index, m.to_numpy(), marker="o", ms=4, label=arch, color=palette.get(arch))
+            ax.plot(
+                m.index,
+                m.to_numpy(),
+                marker="o",
+                ms=4,
+                label=tex_safe(arch),
+                color=palette.get(arch),
+            )
             div = a[a["diverged"]]
             ax.scatter(div["lr"], div["clamped"], marker="x", color="red", zorder=3)
         ax.set_xscale("log")
-        ax.set_title(task)
+        ax.set_title(tex_safe(task))
         ax.set_xlabel("learning rate")
         ax.set_ylabel("min(final test loss, init loss)")
         ax.grid(alpha=0.3)

@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 matplotlib.rcParams.update(
@@ -24,10 +25,10 @@ matplotlib.rcParams.update(
         "axes.titlesize": 10,
         "figure.dpi": 100,
         "savefig.dpi": 100,
-        # names come from anyone's runs: "$" in a task or variant is text, not TeX
-        "text.parse_math": False,
     }
-)
+)  # math stays on (log-axis ticks are mathtext); names go through tex_safe
+PAD = 0.06  # inches of margin around everything drawn
+LEGEND_FONT = 8
 MAX_STEM = 100  # characters kept of a long name; the hash tells long names apart
 
 
@@ -41,6 +42,12 @@ class Fig:
     svg: Path
 
 
+def tex_safe(name: object) -> str:
+    """``name`` (a task, variant, parameter or study name from anyone's runs) as matplotlib
+    text: each "$" is a dollar sign, never the start of TeX."""
+    return str(name).replace("$", r"\$")
+
+
 def safe_filename(text: str) -> str:
     """A readable file stem for any string (task, variant, study names from other people's
     runs): characters outside [A-Za-z0-9._-] become "_", and when anything had to change,
@@ -52,14 +59,23 @@ def safe_filename(text: str) -> str:
     return f"{stem}_{digest}" if stem else digest
 
 
+def _renderer(fig: Figure):
+    """The Agg renderer that measures text (a bare ``Figure`` has no canvas of its own)."""
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    return canvas.get_renderer()
+
+
 def save(fig: Figure, out: Path, name: str, section: str, title: str, caption: str) -> Fig:
     """Write ``fig`` as PNG and SVG, named after ``name`` made safe (``safe_filename``)."""
     name = safe_filename(name)
     png, svg = out / f"{name}.png", out / f"{name}.svg"
-    fig.savefig(png)
+    fig.draw_without_rendering()  # runs the layout engine, if any, once
+    # the canvas is whatever was drawn (crop or grow): no text outside it, however long
+    box = fig.get_tightbbox(_renderer(fig)).padded(PAD)
     if fig.get_layout_engine() is not None:
-        fig.set_layout_engine("none")  # keep the positions the first draw computed
-    fig.savefig(svg)
+        fig.set_layout_engine("none")  # keep the positions that draw computed
+    fig.savefig(png, bbox_inches=box)
+    fig.savefig(svg, bbox_inches=box)
     return Fig(name, section, title, caption, png, svg)
 
 
@@ -88,24 +104,32 @@ def grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.2)) -> tupl
 
 
 def shared_legend(fig: Figure, axes: list) -> None:
-    """One legend under all panels (not on top of any data), with room made for it."""
+    """One legend under all panels (not on top of any data), as many columns as fit the
+    figure's width, with room made for its rows."""
     seen: dict[str, object] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(label, handle)
     if not seen:
         return
-    ncols = min(6, len(seen))
-    rows = math.ceil(len(seen) / ncols)
     width, height = fig.get_size_inches()
-    extra = 0.22 * rows + 0.1
+    renderer = _renderer(fig)
+    ncols = min(8, len(seen))
+    while True:  # measured, not guessed: the widest names decide how many columns fit
+        legend = fig.legend(list(seen.values()), list(seen), loc="lower center",
+                            ncols=ncols, fontsize=LEGEND_FONT, frameon=False,
+                            bbox_to_anchor=(0.5, 0.0))  # fmt: skip
+        box = legend.get_window_extent(renderer)
+        if box.width <= (width - 2 * PAD) * fig.dpi or ncols == 1:
+            break
+        legend.remove()
+        ncols -= 1
+    extra = box.height / fig.dpi + 0.1
     fig.set_size_inches(width, height + extra)
     params = fig.subplotpars
     scale = height / (height + extra)
     fig.subplots_adjust(bottom=(params.bottom * height + extra) / (height + extra),
                         top=1 - (1 - params.top) * scale)  # fmt: skip
-    fig.legend(list(seen.values()), list(seen), loc="lower center", ncols=ncols, fontsize=8,
-               frameon=False, bbox_to_anchor=(0.5, 0.0))  # fmt: skip
 
 
 def metric_label(metric: str) -> str:

@@ -9,7 +9,8 @@ import pandas as pd
 from resnorm.report.figures.aggregated import depth_figure, heatmap_figure, lr_figure
 from resnorm.report.figures.base import Fig, colors
 from resnorm.report.figures.frontier import frontier_figures
-from resnorm.report.figures.per_run import curve_figures, grad_init_figure, rank_collapse_figure
+from resnorm.report.figures.per_run import grad_init_figure, rank_collapse_figure
+from resnorm.report.figures.training import training_figures
 
 
 def build_all(df: pd.DataFrame, out: Path) -> list[Fig]:
@@ -21,7 +22,7 @@ def build_all(df: pd.DataFrame, out: Path) -> list[Fig]:
         heatmap_figure(df, out, "lr", "stability_lr", "learning rate"),
         grad_init_figure(df, out, palette),
         rank_collapse_figure(df, out, palette),
-        *curve_figures(df, out, palette),
+        *training_figures(df, out, palette),
         lr_figure(df, out, palette),
         *frontier_figures(df, out, palette),
     ]

@@ -15,7 +15,7 @@ from resnorm.report.analysis.frontier import (
     SUCCESS_FRACTION,
     frontier_table,
 )
-from resnorm.report.figures.base import Fig, save, shared_legend
+from resnorm.report.figures.base import Fig, save, shared_legend, tex_safe
 
 LOG_DEPTH_SPAN = 8  # depths spanning at least this factor go on a log2 axis
 
@@ -74,7 +74,7 @@ def frontier_figure(
                      for c in ("max_lr_median", "max_lr_low", "max_lr_high"))  # fmt: skip
         color = palette.get(arch)
         ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", ms=4, capsize=3, lw=1.2,
-                    color=color, label=arch)  # fmt: skip
+                    color=color, label=tex_safe(arch))  # fmt: skip
         at_top, at_none = y >= top, y <= none_y
         ax.scatter(x[at_top], y[at_top], marker="^", s=60, color=color, zorder=4)
         ax.scatter(x[at_none], y[at_none], marker="X", s=60, color=color, zorder=4)
@@ -86,7 +86,7 @@ def frontier_figure(
     ax.minorticks_off()
     ax.set_ylim(none_y / 1.5, top * 1.5)
     ax.set_ylabel("max stable learning rate")
-    ax.set_title(f"{task}" + (f" ({setting})" if setting else ""))
+    ax.set_title(tex_safe(task) + (f" ({setting})" if setting else ""))
     ax.grid(alpha=0.3)
     shared_legend(fig, [ax])
     caption = (

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from resnorm.report.figures.base import Fig, safe_filename, save
+from resnorm.report.figures.base import Fig, safe_filename, save, tex_safe
 
 INSTABILITY = "instability"
 
@@ -134,7 +134,7 @@ def pareto_figure(
         if f:
             ax.annotate(f"#{n}", (c, s), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("instability (0 = smooth, ≥ 1 = diverged)")
-    ax.set_ylabel(score_name)
+    ax.set_ylabel(tex_safe(score_name))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return save(
@@ -156,9 +156,9 @@ def importance_figure(result: dict[str, dict[str, float]], out: Path, name: str)
     axes = fig.subplots(1, len(result), squeeze=False)[0]
     for ax, (objective, imp) in zip(axes, result.items(), strict=True):
         keys = list(imp)[::-1]
-        ax.barh(keys, [imp[k] for k in keys], color="C0")
+        ax.barh([tex_safe(k) for k in keys], [imp[k] for k in keys], color="C0")
         ax.set_xlabel("importance (fANOVA, normalised)")
-        ax.set_title(objective)
+        ax.set_title(tex_safe(objective))
     return save(
         fig,
         out,

@@ -11,7 +11,7 @@ from matplotlib.ticker import MaxNLocator
 
 from resnorm.report.analysis.probes import cosine_profile, grad_profile
 from resnorm.report.analysis.table import modal_setting
-from resnorm.report.figures.base import Fig, grid, save, shared_legend
+from resnorm.report.figures.base import Fig, grid, save, shared_legend, tex_safe
 from resnorm.report.sources.rows import usable
 
 MAX_CURVE_PANELS = 28
@@ -31,7 +31,7 @@ def _band(ax, profiles: list[list[float]], x0: int, label: str, color, style: st
     n = max(len(p) for p in profiles)
     arr = np.array([p for p in profiles if len(p) == n], dtype=float)
     x = np.arange(x0, x0 + n)
-    ax.plot(x, np.nanmean(arr, axis=0), style, marker="o", ms=3, label=label, color=color)
+    ax.plot(x, np.nanmean(arr, axis=0), style, marker="o", ms=3, label=tex_safe(label), color=color)
     if len(arr) > 1:
         ax.fill_between(x, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), alpha=0.15, color=color)
 
@@ -54,7 +54,7 @@ def grad_init_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> 
                 _band(ax, profiles, 1, arch, palette.get(arch))
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"{task}, depth {depth:g}")
+        ax.set_title(f"{tex_safe(task)}, depth {depth:g}")
         ax.set_xlabel("block (1 = input side)")
         ax.set_ylabel("gradient norm at init")
         ax.grid(alpha=0.3, which="both")
@@ -92,7 +92,8 @@ def rank_collapse_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple])
                 _band(ax, profiles, 0, arch, palette.get(arch), style)
             ax.set_ylim(-0.05, 1.05)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_title(f"{task}, depth {depth:g}: {'at init' if phase == 'init' else 'end'}")
+            phase_text = "at init" if phase == "init" else "end"
+            ax.set_title(f"{tex_safe(task)}, depth {depth:g}: {phase_text}")
             ax.set_xlabel("layer (0 = stack input)")
             ax.set_ylabel("mean token cosine similarity")
             ax.grid(alpha=0.3)
@@ -140,40 +141,37 @@ def _loss_range(curves: list[pd.DataFrame]) -> tuple[float, float]:
     return low - pad, top + pad
 
 
-def curve_figures(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> list[Fig]:
-    """Per task: a panel per variant (and lr / warmup), a line per seed; orange o = loss
-    spike, red X = divergence step."""
-    figs = []
-    for task in sorted(usable(df)["task"].dropna().unique()):
-        depth, panels = _curve_panels(df, task)
-        if not panels:
-            continue
-        fig, axes = grid(len(panels), ncols=4, size=(3.2, 2.4))
-        calm = [r.curve for _, runs in panels for r in runs.itertuples() if not r.diverged]
-        low, top = _loss_range(calm or [c for _, runs in panels for c in runs["curve"]])
-        for i, (ax, (title, runs)) in enumerate(zip(axes, panels, strict=True)):
-            color = palette.get(runs["arch"].iloc[0])
-            for r in runs.itertuples():
-                c = r.curve
-                ax.plot(c["step"], c["train/loss"].clip(upper=top), lw=0.9, alpha=0.8,
-                        color=color)  # fmt: skip
-                if r.spike_steps:
-                    y = np.minimum(_loss_at(c, r.spike_steps), top)
-                    ax.scatter(r.spike_steps, y, s=14, facecolors="none", edgecolors="orange",
-                               zorder=3)  # fmt: skip
-                if r.diverged and np.isfinite(r.diverged_at_step):
-                    y = np.minimum(_loss_at(c, [r.diverged_at_step]), top)
-                    ax.scatter([r.diverged_at_step], y, marker="X", s=40, color="red", zorder=4)
-            ax.set_title(title, fontsize=8)
-            ax.set_ylim(low, top)
-            ax.set_xlabel("step", fontsize=7)
-            if i % 4 == 0:
-                ax.set_ylabel("train loss", fontsize=7)
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3)
-        caption = ("train/loss from each run's CSV log, one line per seed, clipped at 3x the "
-                   "first logged loss; orange o: loss spike (above a multiple of the running "
-                   "median), red X: divergence step.")  # fmt: skip
-        figs.append(save(fig, out, f"curves_{task}", "curves",
-                         f"Training curves: {task}, depth {depth:g}", caption))  # fmt: skip
-    return figs
+def curve_figure(df: pd.DataFrame, task: str, out: Path, palette: dict[str, tuple]) -> Fig | None:
+    """A panel per variant (and lr / warmup), a line per seed; orange o = loss spike, red X =
+    divergence step. None when no run of ``task`` has a train/loss log."""
+    depth, panels = _curve_panels(df, task)
+    if not panels:
+        return None
+    fig, axes = grid(len(panels), ncols=4, size=(3.2, 2.4))
+    calm = [r.curve for _, runs in panels for r in runs.itertuples() if not r.diverged]
+    low, top = _loss_range(calm or [c for _, runs in panels for c in runs["curve"]])
+    for i, (ax, (title, runs)) in enumerate(zip(axes, panels, strict=True)):
+        color = palette.get(runs["arch"].iloc[0])
+        for r in runs.itertuples():
+            c = r.curve
+            ax.plot(c["step"], c["train/loss"].clip(upper=top), lw=0.9, alpha=0.8,
+                    color=color)  # fmt: skip
+            if r.spike_steps:
+                y = np.minimum(_loss_at(c, r.spike_steps), top)
+                ax.scatter(r.spike_steps, y, s=14, facecolors="none", edgecolors="orange",
+                           zorder=3)  # fmt: skip
+            if r.diverged and np.isfinite(r.diverged_at_step):
+                y = np.minimum(_loss_at(c, [r.diverged_at_step]), top)
+                ax.scatter([r.diverged_at_step], y, marker="X", s=40, color="red", zorder=4)
+        ax.set_title(tex_safe(title), fontsize=8)
+        ax.set_ylim(low, top)
+        ax.set_xlabel("step", fontsize=7)
+        if i % 4 == 0:
+            ax.set_ylabel("train loss", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    caption = ("train/loss from each run's CSV log, one line per seed, clipped at 3x the "
+               "first logged loss; orange o: loss spike (above a multiple of the running "
+               "median), red X: divergence step.")  # fmt: skip
+    return save(fig, out, f"curves_{task}", "curves", f"Training curves: {task}, depth {depth:g}",
+                caption)  # fmt: skip

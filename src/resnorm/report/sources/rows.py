@@ -22,7 +22,7 @@ from resnorm.report.sources.arch import arch_of
 USABLE = (COMPLETED, DIVERGED)
 # Columns that identify a training setting; runs paired across variants share all of them.
 SETTING = ("task", "depth", "dim", "lr", "warmup_steps", "max_steps")
-OBJECT_COLUMNS = ("init_probe", "final_probe", "spike_steps", "curve", "val_curve")
+OBJECT_COLUMNS = ("init_probe", "final_probe", "spike_steps", "curve", "val_curve", "train_log")
 # Top-level summary keys that repeat model fields: what summaries without the full block
 # config (a "model" dict) say about the model beyond their config.
 LEGACY_MODEL_KEYS = ("residual", "norm_position", "norm", "depth", "dim", "heads")
@@ -119,6 +119,7 @@ def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
         "seed": _num(s.get("seed")),
         "lr": _num(s.get("lr", optim.get("lr"))),
         "warmup_steps": _num(s.get("warmup_steps", optim.get("warmup_steps"))),
+        "schedule": optim.get("schedule"),
         "max_steps": _num(trainer.get("max_steps", s.get("steps"))),
         "steps": steps,
         "wall_s": wall,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,47 @@ def read_stability(path: Path) -> dict[str, Any]:
     }
 
 
-def read_curves(path: Path, val_metric: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """(step, train/loss) and (step, val metric) from the Lightning CSV log, if present."""
-    want = {"step", "train/loss", val_metric}
+# per-step quantities of the training figures: one CSV column each, or one per layer
+LOG_COLUMNS = {"grad_norm": "stability/grad_norm", "lr": "train/lr"}
+UPDATE_RATIO, RESIDUAL_RMS = "stability/update_ratio/", "stability/residual_rms/"
+
+
+def _layer_columns(df: pd.DataFrame, prefix: str) -> list[str]:
+    cols = [c for c in df.columns if c.startswith(prefix)]
+    return sorted(cols, key=lambda c: int(re.sub(r"\D", "", c[len(prefix) :]) or 0))
+
+
+def train_log(df: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per logged step: grad_norm, update_ratio (max over layers), residual_rms
+    (last layer, where the stream's growth adds up) and lr, whichever the log has."""
+    out = pd.DataFrame({"step": df["step"]})
+    for name, col in LOG_COLUMNS.items():
+        if col in df:
+            out[name] = df[col]
+    if ratio := _layer_columns(df, UPDATE_RATIO):
+        out["update_ratio"] = df[ratio].max(axis=1, skipna=True)
+    if rms := _layer_columns(df, RESIDUAL_RMS):
+        out["residual_rms"] = df[rms[-1]]
+    if out.shape[1] == 1:
+        return None
+    out = out.apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan)
+    # a step's quantities are logged on rows of their own; a resumed run repeats a step
+    out = out.groupby("step").last().dropna(how="all").reset_index()
+    return out if len(out) else None
+
+
+def read_curves(
+    path: Path, val_metric: str
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """(step, train/loss), (step, val metric) and ``train_log`` from the Lightning CSV log,
+    if present; only the columns these need are kept."""
+    want = {"step", "train/loss", val_metric, *LOG_COLUMNS.values()}
     try:
-        df = pd.read_csv(path, usecols=lambda c: c in want)
+        df = pd.read_csv(
+            path, usecols=lambda c: c in want or c.startswith((UPDATE_RATIO, RESIDUAL_RMS))
+        )
     except (OSError, ValueError, pd.errors.ParserError):
-        return None, None
+        return None, None, None
     out = []
     for col in ("train/loss", val_metric):
         if col not in df or "step" not in df:
@@ -46,7 +81,7 @@ def read_curves(path: Path, val_metric: str) -> tuple[pd.DataFrame | None, pd.Da
         c = c[np.isfinite(c[col].astype(float))]  # a diverged run logs inf / nan
         c = c.drop_duplicates("step", keep="last").sort_values("step")  # a resumed run repeats
         out.append(c.reset_index(drop=True) if len(c) else None)
-    return out[0], out[1]
+    return out[0], out[1], train_log(df) if "step" in df else None
 
 
 def enrich(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -59,7 +94,9 @@ def enrich(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if math.isnan(row["spike_count"]) and stab.get("spike_steps") is not None:
         row["spike_count"] = float(len(stab["spike_steps"]))
     val_metric = "val/bpc" if row["kind"] == "lm" else "val/acc"
-    row["curve"], row["val_curve"] = read_curves(run_dir / METRICS_CSV, val_metric)
+    row["curve"], row["val_curve"], row["train_log"] = read_curves(
+        run_dir / METRICS_CSV, val_metric
+    )
     return row
 
 
