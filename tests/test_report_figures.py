@@ -160,6 +160,49 @@ def test_tex_safe_escapes_dollars_only():
     assert tex_safe("$a$") == r"\$a\$"
 
 
+def test_a_name_that_looks_like_tex_is_drawn_as_written(tmp_path):
+    from matplotlib.figure import Figure
+
+    from resnorm.report.figures.base import save, shared_legend
+
+    name = "a $\\notacommand$ b"  # even dollars: TeX to matplotlib, were it not escaped
+    fig = Figure(figsize=(3, 2))
+    ax = fig.subplots()
+    ax.plot([1, 10], [1, 100], label=tex_safe(name))
+    ax.set_yscale("log")
+    ax.set_title(tex_safe(name))
+    shared_legend(fig, [ax])
+    save(fig, tmp_path, name, "s", "t", "c")
+    svg = next(tmp_path.glob("*.svg"))
+    texts = [t for t, _ in svg_texts(svg)[1]]
+    assert texts.count(name) == 2  # title and legend entry, dollars and backslash as written
+    assert not [t for t in texts if "mathdefault" in t]
+
+
+def test_train_log_reads_the_stability_columns_of_a_csv_log(tmp_path):
+    from resnorm.report.sources.run_dirs import read_curves
+
+    csv = tmp_path / "metrics.csv"
+    cols = ["step", "train/loss", "val/acc", "stability/grad_norm", "train/lr",
+            "stability/update_ratio/layer9", "stability/update_ratio/layer10",
+            "stability/residual_rms/layer9", "stability/residual_rms/layer10", "other"]  # fmt: skip
+    rows = [
+        [10, "", "", 2.0, "", "", "", "", "", 1],
+        [10, "", "", "", "", 0.01, 0.03, 1.5, 2.5, 1],  # same step, a row of its own
+        [9, 2.3, "", "", 1e-4, "", "", "", "", 1],
+        [19, "", 0.5, "", "", "", "", "", "", 1],
+        [20, "", "", "inf", "", "", "", "", "", 1],  # a diverging run's non-finite norm
+    ]
+    csv.write_text("\n".join(",".join(map(str, r)) for r in [cols, *rows]))
+    loss, val, log = read_curves(csv, "val/acc")
+    assert list(loss["step"]) == [9] and list(val["val/acc"]) == [0.5]
+    assert set(log.columns) == {"step", "grad_norm", "lr", "update_ratio", "residual_rms"}
+    at10 = log.set_index("step").loc[10]
+    assert at10["grad_norm"] == 2.0 and at10["update_ratio"] == 0.03  # max over layers
+    assert at10["residual_rms"] == 2.5  # the last layer: layer10, not layer9
+    assert log.set_index("step").loc[9, "lr"] == 1e-4 and 20 not in set(log["step"])
+
+
 # ---------------------------------------------------------------- a study of many variants
 
 
