@@ -18,6 +18,7 @@ commands:
                               e.g. resnorm train task=image_digits variant=post_ln model.depth=8
   resume <dir> [overrides...] resume a stopped run (or study) in its own directory
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
+  workspace push <spec.json>  save a W&B workspace spec `report --wandb-workspace` wrote offline
   bench {{{benches}}}
                               performance benchmarks (ratios measured side by side)
   probe xiong [--out D]       Xiong et al. 2020's W² gradients at init, in their setting
@@ -96,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         from resnorm.probes.cli import main as probe_main
 
         return probe_main(rest)
+    if command == "workspace":
+        from resnorm.report.workspace_cli import main as workspace_main
+
+        return workspace_main(rest)
     parser = argparse.ArgumentParser(prog="resnorm", usage=USAGE)
-    parser.error(f"unknown command {command!r}; allowed: train, resume, report, bench, probe")
+    parser.error(
+        f"unknown command {command!r}; allowed: train, resume, report, bench, probe, workspace"
+    )
     return 2
 
 

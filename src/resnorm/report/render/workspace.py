@@ -3,20 +3,24 @@ stability scalars, every panel grouped by variant.
 
 Online (API key and a reachable host) it is saved to the project; either way its spec is
 written to ``wandb_workspace.json`` in the report folder, so it can be reviewed, diffed and
-saved later (``Workspace`` round-trips through pydantic).
+saved later with ``resnorm workspace push <spec>`` (``Workspace`` round-trips through
+pydantic).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from resnorm.errors import one_line_error
 from resnorm.report.sources.classify import ReportError, Source
 from resnorm.report.sources.wandb_project import check_online
 
 SPEC_FILE = "wandb_workspace.json"
+PUSH_COMMAND = "resnorm workspace push"  # resnorm.report.workspace_cli
 GROUP_KEY = "model.variant"  # runs log their config flat (training/builders.flat_config)
 STABILITY_LINES = (
     "stability/grad_norm",
@@ -59,13 +63,14 @@ def build_workspace(entity: str, project: str, title: str, metrics: list[str]) -
         )
         for m in metrics
     ]
-    headline.append(
+    headline += [
         wr.LinePlot(
-            title="train/loss by variant",
-            y=["train/loss"],
+            title=f"{m} by variant",
+            y=[m],
             **by_variant(groupby_aggfunc="mean", groupby_rangefunc="minmax"),
         )
-    )
+        for m in ("train/loss", "train/lr")  # the LR each step used: warmup and schedule
+    ]
     stability = [
         wr.LinePlot(
             title=f"{m} by variant",
@@ -142,12 +147,59 @@ def publish(data: Any, sources: list[Source], out: Path, project_arg: str | None
     )
     try:
         check_online(f"{entity}/{project}" if entity else project, "saving the workspace")
-    except ReportError as exc:
-        return f"{path} (not saved to W&B: {exc})"
+        if not entity:
+            raise ReportError("no entity; set WANDB_ENTITY or --wandb-project E/P")
+        saved = w.save()
+    except Exception as exc:
+        why = one_line_error(exc)
+        why = why if isinstance(exc, ReportError) else f"{type(exc).__name__}: {why}"
+        # on the terminal too, not only inside report.md: where the spec is, how to push it
+        print(f"resnorm report: W&B workspace not saved ({why}); spec in {path}; "
+              f"push it later: {PUSH_COMMAND} {path}", file=sys.stderr)  # fmt: skip
+        return f"{path} (not saved to W&B: {why}; push it later: {PUSH_COMMAND} {path})"
+    return f"{getattr(saved, 'url', '') or 'saved'}; spec {path}"
+
+
+def push(path: Path, project_arg: str | None = None) -> str:
+    """Save the workspace of a spec file (``publish`` wrote it) to W&B; return its URL.
+
+    ``project_arg`` ([ENTITY/]PROJECT) overrides the spec's target. A ReportError says in
+    one line why it cannot be saved; offline, that takes at most check_online's few seconds.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+        workspace = data["workspace"]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        why = f"no key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise ReportError(
+            f"{path}: not a workspace spec written by `resnorm report` ({why})"
+        ) from exc
+    entity, project = data.get("entity"), data.get("project") or workspace.get("project")
+    if project_arg:
+        given, _, project = project_arg.rpartition("/")
+        entity = given or entity
+    entity = entity or os.environ.get("WANDB_ENTITY")
     if not entity:
-        return f"{path} (not saved to W&B: no entity; set WANDB_ENTITY or --wandb-project E/P)"
+        raise ReportError(f"{path}: no entity; set WANDB_ENTITY or --project ENTITY/PROJECT")
+    check_online(f"{entity}/{project}", "saving the workspace")
+    import pydantic  # lazy, as in build_workspace
+    import wandb_workspaces.workspaces as ws
+
+    w = pydantic.TypeAdapter(ws.Workspace).validate_python(_public(workspace))
+    w.entity, w.project = entity, project
     try:
         saved = w.save()
     except Exception as exc:
-        return f"{path} (saving to W&B failed: {type(exc).__name__}: {exc})"
-    return f"{getattr(saved, 'url', '') or 'saved'}; spec {path}"
+        raise ReportError(
+            f"saving the workspace to W&B {entity}/{project} failed: "
+            f"{type(exc).__name__}: {one_line_error(exc)[:200]}"
+        ) from exc
+    return getattr(saved, "url", "") or f"saved to {entity}/{project}"
+
+
+def _public(node: Any) -> Any:
+    """The spec less the private fields (``_id``, ``_internal_name``, ...) that pydantic's
+    dump includes and its validation refuses; W&B assigns them again when saving."""
+    if isinstance(node, dict):
+        return {k: _public(v) for k, v in node.items() if not str(k).startswith("_")}
+    return [_public(v) for v in node] if isinstance(node, list) else node
