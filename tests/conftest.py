@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,3 +43,14 @@ def rounding_tol(reference: Any, ulps: float, dtype: Any = None) -> dict[str, fl
     scale = torch.as_tensor(reference).detach().abs().max().item()
     eps = torch.finfo(dtype or torch.float32).eps
     return {"atol": ulps * eps * scale, "rtol": 0.0}
+
+
+def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen, timeout: float = 300.0) -> None:
+    """Poll ``predicate`` while the run in ``proc`` goes on; fail if the run ends first."""
+    end = time.time() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc {proc.returncode}) before the condition held")
+        if time.time() > end:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.02)

@@ -15,13 +15,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
+from conftest import wait_for
 from resnorm.outputs import METRICS_CSV
 from resnorm.training.last_checkpoint import (
     AtomicCheckpointIO,
@@ -126,16 +126,6 @@ def check_log(run: Path, max_steps: int) -> None:
 
 def summary(run: Path) -> dict:
     return json.loads((run / "summary.json").read_text())
-
-
-def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300.0) -> None:
-    end = time.time() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (rc {proc.returncode}) before the condition held")
-        if time.time() > end:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.02)
 
 
 @pytest.mark.slow

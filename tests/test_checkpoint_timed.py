@@ -13,13 +13,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 
+from conftest import wait_for
 from resnorm.outputs import METRICS_CSV
 from resnorm.training.checkpointing import check_checkpoint_options, checkpoint_seconds
 
@@ -120,16 +120,6 @@ def test_a_checkpoint_due_on_a_validation_step_waits_for_the_validation(
     assert resumed["resumed"] == 1 and resumed["metrics"] == whole["metrics"]
     assert val_rows(tmp_path / "run") == val_rows(tmp_path / "whole")
     assert len(val_rows(tmp_path / "whole")) == 3
-
-
-def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300.0) -> None:
-    end = time.time() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (rc {proc.returncode}) before the condition held")
-        if time.time() > end:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.05)
 
 
 @pytest.mark.slow
