@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from resnorm.outputs import COMPLETED, DIVERGED, run_key
 
@@ -85,8 +86,11 @@ def build_loggers(
     if name == "wandb":
         from pytorch_lightning.loggers import WandbLogger
 
-        run = init_wandb(cfg, run_dir, flat, tags)
-        loggers.append(WandbLogger(experiment=run, save_dir=run_dir))
+        # rank 0 only: Lightning's loggers write there alone, and a second process would
+        # open the same run id (DDP ranks > 0 run this too)
+        if rank_zero_only.rank == 0:
+            run = init_wandb(cfg, run_dir, flat, tags)
+            loggers.append(WandbLogger(experiment=run, save_dir=run_dir))
     elif name == "tensorboard":
         from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -161,11 +165,6 @@ def finish_trackers(loggers: list[Logger], summary: dict[str, Any]) -> None:
         print(f"resnorm: W&B run {run.id} [{run.name}] {status}: {where}", flush=True)
 
 
-def finish_wandb(loggers: list[Logger], status: str) -> None:
-    """Close the W&B run among a run's loggers, recording its status."""
-    finish_trackers(loggers, {"status": status})
-
-
 def _wandb_runs(loggers: list[Logger]) -> list[Any]:
     if "wandb" not in sys.modules:
         return []
@@ -197,7 +196,7 @@ def log_final_hparams(loggers: list[Logger], summary: dict[str, Any]) -> None:
     from pytorch_lightning.loggers import TensorBoardLogger
 
     tbs = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
-    if not tbs:
+    if not tbs or rank_zero_only.rank != 0:  # Lightning's loggers write on rank 0 alone
         return
     metrics = {
         k: float(v) for k, v in (summary.get("metrics") or {}).items()
