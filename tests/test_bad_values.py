@@ -119,9 +119,10 @@ def test_rejected_job_of_a_study_removes_only_its_own_directory(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_study_relaunched_skips_an_old_failure_names_the_retry_and_exits_zero(tmp_path):
+@pytest.mark.parametrize("pack", ["pack=1", "pack=2"])  # plain jobs, or the packing sweeper
+def test_a_study_relaunched_skips_an_old_failure_names_the_retry_and_exits_zero(tmp_path, pack):
     # docs/sweeps.md: a relaunched study retries failed runs only when asked
-    study = ("-m", *FAILING, f"task.data_dir={tmp_path / 'nowhere'}",
+    study = ("-m", *FAILING, f"task.data_dir={tmp_path / 'nowhere'}", pack,
              f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
     assert resnorm("train", *study, cwd=tmp_path).returncode != 0
     again = resnorm("train", *study, cwd=tmp_path)

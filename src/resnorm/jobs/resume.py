@@ -10,7 +10,9 @@ aside and the job runs again.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from resnorm.outputs import FAILED, FINISHED, SUMMARY
 
@@ -60,6 +62,12 @@ def set_aside_corrupt(run_dir: str | Path) -> dict | None:
     print(f"resnorm: {path} is unreadable ({problem}): moved to {dest.name}; the run starts "
           "again (from its last checkpoint, if any)", flush=True)  # fmt: skip
     return None
+
+
+def retry_hint(config: Mapping[str, Any]) -> str:
+    """The override that retries a failed run (``+`` adds the key when no study set it)."""
+    has_key = (config.get("study") or {}).get("rerun_failed") is not None
+    return f"{'' if has_key else '+'}study.rerun_failed=true"
 
 
 def should_skip(status: str | None, rerun_failed: bool) -> bool:

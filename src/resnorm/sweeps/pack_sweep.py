@@ -35,7 +35,8 @@ from resnorm.jobs.packing import (
     pack_overrides,
     write_manifest,
 )
-from resnorm.outputs import run_key
+from resnorm.jobs.resume import retry_hint
+from resnorm.outputs import FAILED, run_key
 
 
 @dataclass
@@ -118,7 +119,10 @@ class Packer:
         todo = []
         for job in jobs:
             status = done_before(job.config, job.run_dir)
-            if status:
+            if status == FAILED:  # as a job alone says it (training.app)
+                hint = retry_hint(job.config)
+                print(f"resnorm: skipped (failed before; {hint} retries it) [{job.run_dir}]")
+            elif status:
                 print(f"resnorm: skipped ({status} before) [{job.run_dir}]")
             else:
                 todo.append(job)

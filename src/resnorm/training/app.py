@@ -19,7 +19,7 @@ from resnorm.jobs.claims import Claim, ClaimOptions, acquire
 from resnorm.jobs.index import refresh_index
 from resnorm.jobs.job_dir import remove_empty_parents, remove_if_only_ours
 from resnorm.jobs.packing import done_before, pack_id, read_manifest
-from resnorm.jobs.resume import previous_status, should_skip
+from resnorm.jobs.resume import previous_status, retry_hint, should_skip
 from resnorm.outputs import FAILED, run_key
 from resnorm.paths import conf_dir
 
@@ -77,12 +77,6 @@ def rejected(run_dir: str, exc: Exception, hc: Any, multirun: bool) -> None:
     FAILURES.append(f"{run_dir}: {one_line_error(exc)}")
     where = f" [{run_dir}]" if multirun or not removed else ""  # a study names the job
     print(f"resnorm: error: {one_line_error(exc)}{where}", file=sys.stderr)
-
-
-def retry_hint(cfg: DictConfig) -> str:
-    """The override that retries a failed run (``+`` adds the key when no study set it)."""
-    has_key = OmegaConf.select(cfg, "study.rerun_failed", default=None) is not None
-    return f"{'' if has_key else '+'}study.rerun_failed=true"
 
 
 def skipped_failed(cfg: DictConfig, run_dir: str, multirun: bool) -> None:
