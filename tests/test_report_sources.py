@@ -175,3 +175,8 @@ def test_wandb_run_is_named_like_its_run_directory():
     assert run_row(run(norm="rmsnorm"), "me/p")["arch"] == "rmsnorm_pre"
     row = run_row(run(activation="relu", depth=2), "me/p")
     assert (row["arch"], row["depth"], row["status"]) == ("pre_ln[activation=relu]", 2, "completed")
+    # keyed by the run key resnorm records in the run's summary (matches its run directory)
+    assert row["run_key"] == "abc"
+    keyed = run()
+    keyed.summary["run_key"] = "0123456789abcdef"
+    assert run_row(keyed, "me/p")["run_key"] == "0123456789abcdef"

@@ -105,7 +105,8 @@ def run_row(run: Any, project: str) -> dict[str, Any]:
         status = RUNNING
     s = {
         "status": status,
-        "run_key": run.id,
+        # a run that resnorm logged records its config's run key; others are keyed by id
+        "run_key": summary.get("run_key") or run.id,
         "task": (config.get("task") or {}).get("name"),
         "variant": model.get("variant"),
         # the logged config is the whole model config: what the run overrode, as a summary says
