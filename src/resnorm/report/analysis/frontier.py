@@ -1,81 +1,89 @@
-"""The trainability frontier: per task x variant x depth, the largest learning rate at which
-training still succeeds.
+"""The trainability frontier: per task x architecture x setting (``cells``: every key but
+lr and seed) x depth, the largest learning rate at which training still succeeds.
 
 A run *succeeds* when it is usable (completed or diverged, not failed/running/pruned), did
-not diverge, and its headline score is at least ``SUCCESS_FRACTION`` of the way from chance
-to the task's best cell mean (for bpc, lower is better: the way runs from chance bpc down
-to the best). A task whose best cell does not beat chance has no successes. Per seed, the
-max stable LR is the largest grid LR ``L`` such that every grid LR from the smallest that
+not diverge, and its headline score reaches its task's bar (``frontier_bar``): a share of the
+gap from chance to a reference score declared per task in advance (for bpc, lower is better:
+the gap runs from chance bpc down to the reference). The bar never depends on the other
+variants of the report: adding a better one moves no one's frontier (the one exception, a
+report without reference runs, is labelled as such). Per seed, the max
+stable LR is the largest grid LR ``L`` such that every grid LR from the smallest that
 succeeded up to ``L`` succeeded: a failure ends the frontier even when a larger LR succeeds
 again. Failures below the first success do not end it: an LR too small to reach the bar
 within the budget says how slow training is, not where it breaks. No success at any LR:
 "none" (NaN here). Over seeds: the median (the lower middle value for an even number of
-seeds, so it is always a grid LR; "none" ranks below every LR) and the range.
+seeds, so it is always a grid LR; "none" ranks below every LR) and the range. The
+resolution is the grid's step: the study's grid is half-decade (1e-4, 3e-4, 1e-3, ...).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
+from resnorm.report.analysis.cells import (
+    SETTING_KEYS,
+    cell_keys,
+    key_values,
+    shown_keys,
+    value_text,
+)
+from resnorm.report.analysis.frontier_bar import (
+    FIXED,
+    KIND_TEXT,
+    REPORT_REFERENCE,
+    SUCCESS_SHARE,
+    Bar,
+    Limit,
+    limits,
+)
 from resnorm.report.analysis.table import higher_is_better
-from resnorm.report.sources.rows import usable
 
-SUCCESS_FRACTION = 0.5  # X: the share of the gap from chance to the best cell a run must close
 MIN_GRID = 3  # a seed with fewer LRs than this says nothing about where training breaks
-SEED_KEYS = ("task", "arch", "depth", "dim", "warmup_steps", "max_steps", "seed")
-SETTINGS = ("dim", "warmup_steps", "max_steps")  # shown as columns only when they vary
-CELL_KEYS = ("arch", "depth", "lr", *SETTINGS)  # a cell of the best-cell-mean search
+# Settings a frontier cell may have beyond task, arch and depth (columns when they vary).
+SETTINGS = tuple(k for k in SETTING_KEYS if k not in ("depth", "lr"))
 COLUMNS = ["task", "arch", "depth", "seeds", "lr_grid", "max_lr_median", "max_lr_low",
-           "max_lr_high", "none_seeds"]  # fmt: skip
+           "max_lr_high", "none_seeds", "bar", "bar_text", "bar_kind"]  # fmt: skip
 
 
-def definition(fraction: float = SUCCESS_FRACTION) -> str:
+def definition(share: float = SUCCESS_SHARE) -> str:
     """The rule in words, for the report and the figure caption."""
     return (
         "Trainability frontier: the largest learning rate at which training succeeds. A run "
         "succeeds when it finished (completed or diverged), did not diverge, and its test "
-        f"score closes at least {fraction:.0%} of the gap from chance to the task's best cell "
-        "mean (bpc: from chance bpc down to the best). Per seed, the max stable LR is the "
+        f"score reaches its task's bar: by default {share:.0%} of the gap from chance to the "
+        "score of a reference variant (pre_ln) at its best LR, fixed per task in advance "
+        "(conf/task/<task>.yaml, key frontier); where no score was fixed, the bar comes from "
+        "this report's reference cell at its best LR and is marked 'not fixed in advance' "
+        "(without reference runs: the report's best cell, marked as a bar that moves when a "
+        "better variant is added; bpc: the gap runs from chance bpc down). Fixed or from the "
+        "reference, the bar never depends on the other variants. "
+        "Per seed, the max stable LR is the "
         "largest grid LR L such that every grid LR from the smallest successful one up to L "
         "succeeded (a failure in the middle of the grid ends it; failures below the first "
         "success, LRs too small for the budget, do not); 'none': no LR succeeded. Median over "
         "seeds (lower middle value for an even count), range = min..max over seeds; "
-        "'≥' marks the largest LR of the grid (the frontier may lie beyond it). "
+        "'≥' marks the largest LR of the grid (the frontier may lie beyond it); resolution: "
+        "one grid step (half a decade on the study's grid). A cell is a whole architecture "
+        "and setting (heads, width, warmup, budget, ... are never pooled). "
         f"Only seeds with ≥ {MIN_GRID} learning rates count."
     )
 
 
-def thresholds(df: pd.DataFrame, fraction: float = SUCCESS_FRACTION) -> dict[str, float]:
-    """Per task, the score a run must reach; NaN when the best cell does not beat chance.
-
-    Accuracy without a recorded chance level falls back to 0; bpc cannot, so such a task
-    gets no threshold (and no frontier).
-    """
-    out: dict[str, float] = {}
-    ok = usable(df)
-    for task, g in ok.groupby("task"):
-        means = g.groupby([k for k in CELL_KEYS if k in g], dropna=False)["value"].mean()
-        means = means.dropna()
-        higher = higher_is_better(str(g["metric"].iloc[0]))
-        chance = g["chance"].dropna()
-        if means.empty or (not len(chance) and not higher):
-            continue
-        base = float(chance.iloc[0]) if len(chance) else 0.0
-        best = float(means.max() if higher else means.min())
-        beats = best > base if higher else best < base
-        out[str(task)] = base + fraction * (best - base) if beats else math.nan
-    return out
+def thresholds(df: pd.DataFrame, bars: Mapping[str, Bar] | None = None) -> dict[str, float]:
+    """Per task with a bar, the score a run must reach (NaN: the reference does not beat
+    chance, so nothing succeeds). ``bars``: per task; None reads the task configs."""
+    return {task: lim.score for task, lim in limits(df, bars).items()}
 
 
-def successes(df: pd.DataFrame, fraction: float = SUCCESS_FRACTION) -> pd.Series:
+def successes(df: pd.DataFrame, bars: Mapping[str, Bar] | None = None) -> pd.Series:
     """One boolean per run: did it succeed under the rule above?"""
     if df.empty:
         return pd.Series([], dtype=bool)
-    limits = thresholds(df, fraction)
-    limit = df["task"].map(limits).astype(float)
+    limit = df["task"].map(thresholds(df, bars)).astype(float)
     higher = df["metric"].map(lambda m: higher_is_better(str(m))).astype(bool)
     value = df["value"].astype(float)
     good = np.where(higher, value >= limit, value <= limit)  # NaN compares False: no success
@@ -96,20 +104,31 @@ def max_stable_lr(lrs: list[float], ok: list[bool]) -> float:
     return best
 
 
-def per_seed(df: pd.DataFrame, fraction: float = SUCCESS_FRACTION) -> pd.DataFrame:
-    """One row per task x variant x depth (x setting) x seed with >= MIN_GRID LRs: its grid
-    (the LRs it has runs at, any status) and its max stable LR. Repeated runs at one LR (a
-    relaunch) count as a success when any of them succeeded."""
+def seed_keys(df: pd.DataFrame) -> list[str]:
+    """One seed's LR grid: the whole cell key but lr, and the seed."""
+    return [*cell_keys(df, without=("lr",)), *(["seed"] if "seed" in df else [])]
+
+
+def per_seed(
+    df: pd.DataFrame,
+    bars: Mapping[str, Bar] | None = None,
+    lims: Mapping[str, Limit] | None = None,
+) -> pd.DataFrame:
+    """One row per cell (task, arch, every setting but lr) x seed with >= MIN_GRID LRs, for
+    tasks with a bar: its grid (the LRs it has runs at, any status) and its max stable LR.
+    Repeated runs at one LR (a relaunch) count as a success when any of them succeeded."""
     if df.empty or "lr" not in df:
         return pd.DataFrame()
-    runs = df.assign(success=successes(df, fraction))
-    keys = [k for k in SEED_KEYS if k in runs]
+    lims = limits(df, bars) if lims is None else lims
+    runs = df.assign(success=successes(df, {t: lim.bar for t, lim in lims.items()}))
+    runs = runs[runs["lr"].notna() & runs["task"].isin(list(lims))]
+    keys = seed_keys(runs)
     rows = []
-    for key, g in runs[runs["lr"].notna()].groupby(keys, dropna=False):
+    for key, g in runs.groupby(keys, dropna=False) if len(runs) else ():
         by_lr = g.groupby("lr")["success"].any()
         if len(by_lr) < MIN_GRID:
             continue
-        row = dict(zip(keys, key, strict=True))
+        row = key_values(keys, key)
         row["lr_grid"] = tuple(float(x) for x in by_lr.index)
         row["max_lr"] = max_stable_lr(list(by_lr.index), list(by_lr.to_numpy()))
         rows.append(row)
@@ -122,26 +141,23 @@ def _lower_median(values: list[float]) -> float:
     return ranked[(len(ranked) - 1) // 2]
 
 
-def cell_keys(ps: pd.DataFrame) -> list[str]:
-    """task, arch, depth, plus the settings that take more than one value."""
-    extra = [k for k in SETTINGS if k in ps and ps[k].nunique(dropna=True) > 1]
-    return ["task", "arch", "depth", *extra]
-
-
-def frontier_table(df: pd.DataFrame, fraction: float = SUCCESS_FRACTION) -> pd.DataFrame:
-    """Median and range over seeds of the max stable LR, per task x variant x depth.
+def frontier_table(df: pd.DataFrame, bars: Mapping[str, Bar] | None = None) -> pd.DataFrame:
+    """Median and range over seeds of the max stable LR, per cell (task x arch x depth x
+    every other setting but lr; those that vary become columns), with the task's bar.
 
     NaN in ``max_lr_*`` means 'none'; ``none_seeds`` counts the seeds without any success.
     """
-    ps = per_seed(df, fraction)
+    lims = limits(df, bars) if len(df) else {}
+    ps = per_seed(df, lims=lims)
     if ps.empty:
         return pd.DataFrame(columns=COLUMNS)
-    keys = cell_keys(ps)
+    keys = shown_keys(ps, without=("lr",))
     rows = []
     for key, g in ps.groupby(keys, dropna=False, sort=True):
         lrs = [float(v) for v in g["max_lr"]]
         found = [v for v in lrs if not math.isnan(v)]
-        row = dict(zip(keys, key, strict=True))
+        row = key_values(keys, key)
+        lim = lims[str(row["task"])]
         row.update(
             {
                 "seeds": int(g["seed"].nunique()),
@@ -150,6 +166,9 @@ def frontier_table(df: pd.DataFrame, fraction: float = SUCCESS_FRACTION) -> pd.D
                 "max_lr_low": min(found) if len(found) == len(lrs) else math.nan,
                 "max_lr_high": max(found) if found else math.nan,
                 "none_seeds": len(lrs) - len(found),
+                "bar": lim.score,
+                "bar_text": lim.text(),
+                "bar_kind": lim.kind,
             }
         )
         rows.append(row)
@@ -164,26 +183,37 @@ def lr_text(lr: float, grid: tuple[float, ...]) -> str:
     return f"≥{lr:g}" if grid and lr >= max(grid) else f"{lr:g}"
 
 
+def bar_text(bar: float, kind: str) -> str:
+    """The bar for a table cell; the whole derivation is in the figure caption."""
+    if math.isnan(bar):
+        return "– (the reference does not beat chance: nothing succeeds)"
+    source = {FIXED: "", REPORT_REFERENCE: "from this report's reference, "}.get(
+        kind, "from this report's best cell, "
+    )
+    return f"{bar:.4g} ({source}{KIND_TEXT[kind]})"
+
+
 def frontier_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and string rows of ``frontier_table`` for the HTML and Markdown reports."""
     if table.empty:
         return [], []
     extra = [c for c in table.columns if c in SETTINGS]
     head = ["task", "variant", "depth", *extra, "max stable LR (median)", "range over seeds",
-            "seeds", "seeds with none", "LR grid"]  # fmt: skip
+            "seeds", "seeds with none", "LR grid", "success bar"]  # fmt: skip
     rows = []
     for r in table.to_dict("records"):
         grid = tuple(r["lr_grid"])
         low, high = lr_text(r["max_lr_low"], grid), lr_text(r["max_lr_high"], grid)
         rows.append(
             [str(r["task"]), str(r["arch"]), f"{r['depth']:g}"]
-            + [f"{r[k]:g}" for k in extra]
+            + [value_text(r[k]) for k in extra]
             + [
                 lr_text(r["max_lr_median"], grid),
                 low if low == high else f"{low} – {high}",
                 str(r["seeds"]),
                 str(r["none_seeds"]),
                 ", ".join(f"{x:g}" for x in grid),
+                bar_text(r["bar"], str(r["bar_kind"])),
             ]
         )
     return head, rows

@@ -1,4 +1,5 @@
-"""The summary table: one cell per task x variant x depth (x any setting that varies).
+"""The summary table: one row per cell (``cells``: task x architecture x every setting but
+the seed; the settings that vary in the report are shown as columns).
 
 Each cell aggregates only completed/diverged runs; running, failed and pruned runs are
 counted in ``not_aggregated`` so the reader sees them without them moving a mean.
@@ -11,11 +12,11 @@ import math
 import numpy as np
 import pandas as pd
 
+from resnorm.report.analysis.cells import cell_keys, key_values, shown_keys
 from resnorm.report.analysis.stats import mean_ci
-from resnorm.report.sources.rows import SETTING, usable
+from resnorm.report.sources.rows import usable
 
 TARGET_FRACTION = 0.9  # default target: 90% of the way from chance to the best cell's mean
-OPTIONAL_KEYS = ("lr", "warmup_steps", "dim", "max_steps")
 
 
 def higher_is_better(metric: str) -> bool:
@@ -23,12 +24,9 @@ def higher_is_better(metric: str) -> bool:
 
 
 def group_keys(df: pd.DataFrame) -> list[str]:
-    """task, arch, depth, plus the settings that take more than one value in this report."""
-    keys = ["task", "arch", "depth"]
-    for k in OPTIONAL_KEYS:
-        if k in df and df[k].nunique(dropna=True) > 1:
-            keys.append(k)
-    return keys
+    """task, arch, depth, plus the cell key's settings that vary in this report (a cell is
+    a whole architecture and training setting: heads 1 and 4 are two rows)."""
+    return shown_keys(df)
 
 
 def targets(df: pd.DataFrame, overrides: dict[str, float] | None = None) -> dict[str, float]:
@@ -39,7 +37,7 @@ def targets(df: pd.DataFrame, overrides: dict[str, float] | None = None) -> dict
         if overrides and task in overrides:
             out[task] = overrides[task]
             continue
-        best_cells = g.groupby(["arch", "depth"] + [k for k in OPTIONAL_KEYS if k in g])["value"]
+        best_cells = g.groupby(cell_keys(g), dropna=False)["value"]
         means = best_cells.mean().dropna()
         chance = g["chance"].dropna()
         if means.empty:
@@ -79,7 +77,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         ok = g[g["usable"]]
         est = mean_ci(ok["value"])
         reached = ok["steps_to_target"].dropna() if "steps_to_target" in ok else pd.Series([])
-        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row = key_values(keys, key)
         row.update(
             {
                 "metric": g["metric"].iloc[0],
@@ -100,10 +98,11 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def modal_setting(df: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The task's runs at its most common (lr, warmup, dim, max_steps): what depth plots show."""
+    """The task's runs at its most common setting (every cell key but task, arch and depth:
+    lr, heads, width, warmup, budget, ...): what depth plots show, one architecture per line."""
     g = usable(df)
     g = g[g["task"] == task]
-    keys = [k for k in SETTING if k not in ("task", "depth") and k in g]
+    keys = cell_keys(g, without=("task", "arch", "depth"))
     if g.empty or not keys:
         return g
     mode = g.groupby(keys, dropna=False).size().idxmax()

@@ -1,6 +1,7 @@
 """Each variant at its own best learning rate (the fair protocol of claims d and g).
 
-For a variant at a setting (depth, width, heads, warmup, budget), the chosen learning rate is
+For a variant at a setting (the cell key but lr: depth, width, heads, warmup, schedule,
+budget, ...; ``analysis.cells``), the chosen learning rate is
 the grid value with the best mean *validation* score over seeds (``val_best``: the score at
 the run's best validation point), among grid values with MIN_SEEDS usable seeds; the grid
 must be complete (every value with MIN_SEEDS seeds), else the claim falls back to the base
@@ -19,12 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from resnorm.report.analysis.cells import cell_keys
 from resnorm.report.claims.needs import BASE_LR, BASE_WARMUP, HEADS, LR_GRID, MIN_SEEDS
 from resnorm.report.claims.rules import PAIR_KEYS, Context, shared_depths
 
 # The validation score that selects, per headline metric (summary metrics val_best/*).
 VAL_COLUMNS = {"test/acc": "m_val_best/acc", "test/bpc": "m_val_best/bpc"}
-SETTING = ("depth", "dim", "heads", "warmup_steps", "max_steps")  # a setting: all but lr, seed
+SETTING = ("depth", "dim", "heads", "warmup_steps", "max_steps")  # the columns setting_text names
 OWN_LR_KEYS = tuple(k for k in PAIR_KEYS if k != "lr")  # pairs across each arm's own lr
 
 
@@ -86,25 +88,37 @@ class Choice:
     lr: float
     val: dict[float, float]  # mean validation score per complete grid lr
     runs: pd.DataFrame  # the variant's runs at the setting and the chosen lr
+    keys: tuple[str, ...] = SETTING  # the columns of ``setting``
 
     def text(self, ctx: Context) -> str:
         scores = ", ".join(
             f"{lr_text(lr)}: {v:.4g}{'*' if lr == self.lr else ''}" for lr, v in self.val.items()
         )
         div = int(self.runs["diverged"].sum())
+        where = setting_text(self.setting, self.keys)
         return (
-            f"{self.arch} at {setting_text(self.setting)}: lr {lr_text(self.lr)} chosen on "
+            f"{self.arch} at {where}: lr {lr_text(self.lr)} chosen on "
             f"validation, mean val {ctx.metric.split('/')[-1]} {self.val[self.lr]:.4g} "
             f"(grid: {scores}); {self.runs['seed'].nunique()} seeds, {div} diverged at that lr"
         )
 
 
-def setting_text(setting: tuple) -> str:
-    s = dict(zip(SETTING, setting, strict=True))
+def setting_keys(runs: pd.DataFrame) -> list[str]:
+    """A setting: the cell key but task, arch and lr (depth first), as ``runs`` carries it."""
+    return cell_keys(runs, without=("task", "arch", "lr"))
+
+
+def _plain(value: object) -> object:
+    """NaN -> None, so that two settings missing one field compare equal."""
+    return None if pd.isna(value) else value
+
+
+def setting_text(setting: tuple, keys: tuple[str, ...] = SETTING) -> str:
+    s = dict(zip(keys, setting, strict=True))
     out = f"depth {s['depth']:g}"
-    if s["warmup_steps"] != BASE_WARMUP:
+    if s.get("warmup_steps") not in (None, BASE_WARMUP):
         out += f" warmup {s['warmup_steps']:g}"
-    if s["heads"] != HEADS:
+    if s.get("heads") not in (None, HEADS):
         out += f" heads {s['heads']:g}"
     return out
 
@@ -121,18 +135,19 @@ def choose(ctx: Context, runs: pd.DataFrame, grid: tuple[float, ...] = LR_GRID) 
     val = {float(lr): float(means[lr]) for lr in sorted(means.index)}
     best = max(val, key=lambda lr: (ctx.sign * val[lr], -lr))  # ties: the smaller lr
     chosen = runs[runs["_lr"] == best].drop(columns=["_lr", "_val"])
-    first = runs.iloc[0]
-    return Choice(str(first["arch"]), tuple(first[k] for k in SETTING), best, val, chosen)
+    first, keys = runs.iloc[0], tuple(setting_keys(runs))
+    setting = tuple(_plain(first[k]) for k in keys)
+    return Choice(str(first["arch"]), setting, best, val, chosen, keys)
 
 
 def complete_grids(ctx: Context, arch: str, grid: tuple[float, ...] = LR_GRID) -> dict:
     """Setting -> Choice for every setting at which ``arch`` has a complete grid."""
     out = {}
     g = ctx.arm(arch)
-    for key, runs in g.groupby(list(SETTING), dropna=False) if len(g) else ():
+    for _, runs in g.groupby(setting_keys(g), dropna=False) if len(g) else ():
         c = choose(ctx, runs, grid)
         if c is not None:
-            out[tuple(key)] = c
+            out[c.setting] = c
     return out
 
 

@@ -10,18 +10,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from resnorm.report.analysis.frontier import (
-    SETTINGS,
-    SUCCESS_FRACTION,
-    frontier_table,
-)
+from resnorm.report.analysis.cells import value_text
+from resnorm.report.analysis.frontier import SETTINGS, frontier_table
+from resnorm.report.analysis.frontier_bar import Bar
 from resnorm.report.figures.base import Fig, save, shared_legend, tex_safe
 
 LOG_DEPTH_SPAN = 8  # depths spanning at least this factor go on a log2 axis
 
 
 def _one_setting(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Rows of the setting (dim / warmup / budget) with the most cells, and its label."""
+    """Rows of the setting (heads / dim / warmup / budget / ...) with the most cells, and its
+    label: one figure line per architecture, never two settings pooled into one line."""
     extra = [c for c in rows.columns if c in SETTINGS]
     if not extra:
         return rows, ""
@@ -29,8 +28,8 @@ def _one_setting(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     mode = mode if isinstance(mode, tuple) else (mode,)
     mask = np.ones(len(rows), dtype=bool)
     for k, v in zip(extra, mode, strict=True):
-        mask &= (rows[k] == v).to_numpy()
-    return rows[mask], ", ".join(f"{k} {v:g}" for k, v in zip(extra, mode, strict=True))
+        mask &= (rows[k] == v).to_numpy() | (rows[k].isna().to_numpy() & pd.isna(v))
+    return rows[mask], ", ".join(f"{k} {value_text(v)}" for k, v in zip(extra, mode, strict=True))
 
 
 def _depth_axis(ax, depths: list[float]) -> bool:
@@ -49,7 +48,6 @@ def frontier_figure(
     task: str,
     out: Path,
     palette: dict[str, tuple],
-    fraction: float = SUCCESS_FRACTION,
 ) -> Fig | None:
     """Max stable LR vs depth for one task of ``frontier_table``; None without rows."""
     rows, setting = _one_setting(table[table["task"] == task]) if len(table) else (table, "")
@@ -91,8 +89,8 @@ def frontier_figure(
     shared_legend(fig, [ax])
     caption = (
         "Max stable LR: the largest grid LR up to which every grid LR succeeded; a run "
-        "succeeds when it finished without diverging and closed at least "
-        f"{fraction:.0%} of the gap from chance to the task's best cell mean. Dot: median "
+        "succeeds when it finished without diverging and reached the task's success bar, "
+        f"{rows['bar_text'].iloc[0]}. Resolution: one grid step. Dot: median "
         "over seeds; bar: range over seeds; ^ on the '≥' row: the frontier lies at or beyond "
         "the largest LR; X on the 'none' row (under the dotted line): no LR of the grid "
         "succeeded."
@@ -102,11 +100,13 @@ def frontier_figure(
 
 
 def frontier_figures(
-    df: pd.DataFrame, out: Path, palette: dict[str, tuple], fraction: float = SUCCESS_FRACTION
+    df: pd.DataFrame,
+    out: Path,
+    palette: dict[str, tuple],
+    bars: dict[str, Bar] | None = None,
 ) -> list[Fig]:
-    """One frontier figure per task that has a frontier; none when no LR grid has >= 3 LRs."""
-    table = frontier_table(df, fraction)
-    figs = [
-        frontier_figure(table, t, out, palette, fraction) for t in sorted(table["task"].unique())
-    ]
+    """One frontier figure per task that has a frontier; none when no LR grid has >= 3 LRs.
+    ``bars``: each task's success bar; None reads the task configs."""
+    table = frontier_table(df, bars)
+    figs = [frontier_figure(table, t, out, palette) for t in sorted(table["task"].unique())]
     return [f for f in figs if f is not None]
