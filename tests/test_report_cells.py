@@ -100,3 +100,10 @@ def test_lr_selection_chooses_per_heads():
         1.0: 1e-4,
         4.0: 1e-3,
     }
+
+
+def test_a_missing_setting_neither_pools_nor_breaks_the_reference_bar():
+    df = runs().assign(schedule=None)  # e.g. summaries that do not record the schedule
+    t = frontier.frontier_table(df, {"digits": Bar()})  # bar from this report's pre_ln
+    assert len(t) == 2 and set(t["bar_kind"]) == {"report reference"}
+    assert t["bar"].tolist() == [pytest.approx(0.1 + 0.5 * 0.8)] * 2  # best cell 0.9
