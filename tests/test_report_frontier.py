@@ -188,11 +188,11 @@ def test_depth_axis_goes_log2_from_a_factor_of_eight(depths, log):
     assert (ax.get_xscale() == "log") is log
 
 
-def test_the_bar_is_read_from_the_task_config(tmp_path):
-    (tmp_path / "task").mkdir()
-    (tmp_path / "task" / "digits.yaml").write_text(
-        "name: digits\nfrontier:\n  reference: A\n  reference_score: 0.9\n"
-        "  success_share: 0.5\n  pilot: resnorm train -m ...\n"
+def test_the_bar_is_read_from_the_study_config(tmp_path):
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "frontier.yaml").write_text(
+        "study:\n  frontier_bars:\n    digits:\n      reference: A\n      reference_score: 0.9\n"
+        "      success_share: 0.5\n      pilot: resnorm train -m ...\n"
     )
     bars = configured_bars(["digits", "other"], tmp_path)
     assert bars["digits"] == Bar("A", 0.9, 0.5, "resnorm train -m ...")
@@ -207,10 +207,10 @@ def test_the_bar_is_read_from_the_task_config(tmp_path):
     assert lim.score == pytest.approx(0.5) and "fixed in advance" in lim.text()
 
 
-def test_the_shipped_task_config_declares_a_bar():
+def test_the_shipped_study_config_fixes_the_image_digits_bar_and_says_how():
     bar = configured_bars(["image_digits"])["image_digits"]
     assert bar.reference == "pre_ln" and 0 < bar.success_share < 1
-    assert bar.fixed == bool(bar.pilot)  # a fixed score says how it was measured
+    assert bar.fixed and "resnorm train" in bar.pilot
 
 
 def test_without_a_fixed_score_the_bar_is_the_reports_reference_cell_and_says_so():

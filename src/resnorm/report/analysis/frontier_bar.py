@@ -2,14 +2,16 @@
 score closes ``success_share`` of the gap from chance to ``reference_score``, the test score
 of a named reference variant (pre_ln) at its best learning rate in a pilot.
 
-The numbers live in the task's config (``conf/task/<task>.yaml``, key ``frontier``), with
-the pilot command that produced them. A task without a fixed ``reference_score`` falls back
-to this report's own reference cell: the reference variant's best cell mean (over every
-depth, LR and setting it has here). That bar depends on the reference's runs only, so adding
-another variant still never moves it, but it was not fixed in advance, and the table and
-figure say so. Last resort, for reports without the reference variant (custom variants
-only): the best cell of the report, as before the bar was fixed, labelled as a bar that
-moves when a better variant is added.
+The numbers live in the frontier study's config (``conf/study/frontier.yaml``, key
+``study.frontier_bars.<task>``), with the pilot command that produced them: under
+``study``, which is not part of a run's key (``outputs.RUN_ONLY_KEYS``), so fixing a bar
+never makes finished runs look new (a task config key would). A task without a fixed
+``reference_score`` falls back to this report's own reference cell: the reference
+variant's best cell mean (over every depth, LR and setting it has here). That bar depends
+on the reference's runs only, so adding another variant still never moves it, but it was
+not fixed in advance, and the table and figure say so. Last resort, for reports without
+the reference variant (custom variants only): the best cell of the report, as before the
+bar was fixed, labelled as a bar that moves when a better variant is added.
 """
 
 from __future__ import annotations
@@ -85,15 +87,16 @@ def bar_from(conf: Mapping[str, Any] | None) -> Bar:
     )
 
 
+STUDY = Path("study") / "frontier.yaml"  # under the conf dir
+
+
 def configured_bars(tasks: Iterable[str], root: Path | None = None) -> dict[str, Bar]:
-    """Each task's Bar from ``conf/task/<task>.yaml``; the default Bar when it has none."""
-    root = Path(root or conf_dir())
-    out: dict[str, Bar] = {}
-    for task in tasks:
-        path = root / "task" / f"{task}.yaml"
-        conf = yaml.safe_load(path.read_text()) if path.is_file() else None
-        out[str(task)] = bar_from((conf or {}).get("frontier"))
-    return out
+    """Each task's Bar from ``study.frontier_bars`` of the frontier study's config; the
+    default Bar (not fixed) for a task it does not name."""
+    path = Path(root or conf_dir()) / STUDY
+    conf = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+    declared = (conf.get("study") or {}).get("frontier_bars") or {}
+    return {str(task): bar_from(declared.get(str(task))) for task in tasks}
 
 
 def _best_cell(g: pd.DataFrame, higher: bool) -> tuple[float, dict[str, Any]]:
