@@ -163,7 +163,7 @@ def test_findings_on_real_runs(sweep):
     # (a) has its runs: tested (Holm-adjusted p-values) with a paired CI over 3 seeds
     a = found["a"]
     assert a.n == 3 and a.ci is not None and a.parts[0].testable
-    assert set(a.parts[0].p_adj) == {"better", "worse", "equivalent"}
+    assert a.parts[0].candidate() in {"better", "worse", "equivalent"}  # one decision
     assert 0 < a.p_holm <= 1 and a.verdict != "not testable"
     # (i) and (g) lack their runs: inconclusive, naming exactly what is missing
     i = found["i"]

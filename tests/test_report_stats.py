@@ -43,7 +43,7 @@ def test_one_value_has_no_ci_and_cannot_support_a_finding():
     assert est.n == 1 and est.low is None and est.high is None and not est.has_ci
     assert "no CI" in est.text()
     part = _part(est, seeds=1)
-    assert not part.testable and part.hypotheses() == {}
+    assert not part.testable and math.isnan(part.p_value())
     assert part.outcome == verdicts.INCONCLUSIVE and verdicts.combine([part]) == "inconclusive"
     assert stats.mean_ci([]).n == 0 and math.isnan(stats.mean_ci([math.nan]).mean)
 
@@ -76,9 +76,12 @@ def test_paired_difference_of_identical_inputs_is_exactly_zero():
     est, pairs = stats.difference(a, a.copy(), ["depth", "seed"], "value")
     assert est.paired and len(pairs) == 3
     assert est.mean == 0.0 and est.low == 0.0 and est.high == 0.0
-    # no spread: the exact sign test's p = 2^-3 = 0.125, so three seeds decide nothing
-    assert est.p_above(-0.02) == 0.125 and est.p_above(0.0) == 1.0
-    assert _part(est, 3, verdicts.EQUIVALENT, 0.02).outcome == verdicts.INCONCLUSIVE
+    # no spread: copies of one measurement, not replicates: no t-test p-value at all
+    assert math.isnan(est.p_above(-0.02)) and math.isnan(est.p_above(0.0))
+    # ... so the part is not tested (not in the Holm family) unless declared exact
+    part = _part(est, 3, verdicts.EQUIVALENT, 0.02)
+    assert part.exact and part.outcome == verdicts.NOT_TESTABLE and math.isnan(part.p_adj)
+    assert verdicts.combine([part]) == verdicts.NOT_TESTABLE
 
 
 def test_pairing_removes_seed_to_seed_variation():
@@ -90,8 +93,13 @@ def test_pairing_removes_seed_to_seed_variation():
     unpaired = stats.unpaired_difference(a["value"], b["value"])
     assert paired.paired and paired.low == pytest.approx(0.01)
     assert paired.high == pytest.approx(0.01)
-    # equal differences: sign test p = 2^-8, Holm x3 hypotheses = 0.012
-    assert _part(paired, 8).outcome == verdicts.BETTER
+    # equal differences: one measurement copied 8 times, never 8 replicates: an exact
+    # check if the quantity is declared seed-independent, else not testable
+    part = _part(paired, 8)
+    assert part.exact and math.isnan(part.p) and part.outcome == verdicts.NOT_TESTABLE
+    check = verdicts.Part("x", paired, 8, verdicts.BETTER, 0.01, deterministic=True)
+    verdicts.resolve([check])
+    assert check.outcome == verdicts.BETTER
     assert unpaired.low < 0 < unpaired.high  # the same data, unpaired: cannot tell
 
 
@@ -128,7 +136,7 @@ def test_equivalence_is_tost_within_the_margin():
 def test_an_effect_below_the_minimum_is_not_better():
     tiny = stats.mean_ci([0.004, 0.005, 0.0045, 0.0055, 0.005])  # clearly > 0, but < 0.01
     part = _part(tiny, 5, verdicts.BETTER, 0.01)
-    assert part.p_adj[verdicts.BETTER] < 0.05 and part.outcome != verdicts.BETTER
+    assert part.candidate() == verdicts.EQUIVALENT and part.outcome != verdicts.BETTER
 
 
 def test_worse_and_better_than_claimed_are_told_apart():

@@ -49,9 +49,11 @@ def build(
     title: str,
     target_overrides: dict[str, float] | None = None,
     baseline: list[Source] | None = None,
+    primary: list[str] | None = None,
 ) -> ReportData:
     """Everything but the writing of files that depend on the renderers; ``baseline``: the
-    sources of a before/after comparison, read as NEW's are."""
+    sources of a before/after comparison, read as NEW's are; ``primary``: the claims in the
+    Holm family (default: those the runs' study presets declare, else every claim)."""
     loaded, studies = load_sources(sources)
     runs = loaded.runs
     tgt = targets(runs, target_overrides)
@@ -66,7 +68,7 @@ def build(
         notes=loaded.notes,
         table=summary_table(runs),
         targets=tgt,
-        findings=all_findings(runs),
+        findings=all_findings(runs, primary),
         lr_table=lr_sensitivity.table(runs),
         frontier_table=frontier.frontier_table(runs),
     )

@@ -61,6 +61,14 @@ def parser() -> argparse.ArgumentParser:
         help="validation score that counts as 'trained' for steps-to-target",
     )
     p.add_argument(
+        "--primary",
+        default=None,
+        metavar="KEYS",
+        help="the study's primary claims, e.g. b,c,i: only their parts form the Holm family, "
+        "the others are reported as exploratory (default: the claims the runs' study preset "
+        "declares as study.primary, else every claim)",
+    )
+    p.add_argument(
         "--wandb-workspace",
         action="store_true",
         help="also build a W&B workspace (saved when online, else written as "
@@ -88,6 +96,21 @@ def parse_targets(items: list[str]) -> dict[str, float]:
     return out
 
 
+def parse_primary(text: str | None) -> list[str] | None:
+    """--primary b,c,i -> ["b", "c", "i"]; each key must name a claim."""
+    if text is None:
+        return None
+    from resnorm.report.claims.registry import CLAIMS
+
+    keys = [k.strip().strip("()") for k in text.split(",") if k.strip()]
+    known = {c.key for c in CLAIMS}
+    unknown = [k for k in keys if k not in known]
+    if unknown or not keys:
+        among = ",".join(sorted(known))
+        raise ReportError(f"--primary {text!r}: expected claim keys among {among}")
+    return keys
+
+
 def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "report"
 
@@ -104,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     from resnorm.report.render import html, markdown
     from resnorm.report.render.workspace import publish
 
-    data = build(sources, out, args.title, targets, baseline)
+    primary = parse_primary(args.primary)
+    data = build(sources, out, args.title, targets, baseline, primary)
     skipped = data.skipped + (data.baseline.skipped if data.baseline is not None else [])
     for s in skipped:
         print(f"{PROG}: warning: skipped {s}", file=sys.stderr)

@@ -10,9 +10,11 @@ Conventions (stated in the report's Methods section and docs/findings.md):
   could never pass a multiplicity correction. The t-interval is exact for normal per-seed
   noise; tests/test_report_calibration.py measures its error rates on skewed noise too.
 - Tests are one-sided t-tests against a threshold; ``holm`` adjusts a report's p-values
-  for the number of hypotheses tested in it. When every value is the same (ties of a
-  discrete measure, censoring), the t statistic is undefined and the exact sign test's
-  p-value (2^-n) is used instead: valid, and never overconfident.
+  for the number of hypotheses tested in it. When every value is the same (a quantity
+  that does not vary with the seed, ties of a discrete measure), the t statistic is
+  undefined and there is no p-value (NaN): the seeds are copies of one measurement, not n
+  replicates, so claims.verdicts decides such a part as an exact check (a 2^-n sign-test
+  p would count the copies as independent evidence).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pandas as pd
 from scipy import stats as sps
 
 LEVEL = 0.95
+# Values whose spread is below this share of their mean are identical (float rounding).
+TIE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Estimate:
     paired: bool = False
     se: float | None = None
     df: float | None = None
+    note: str = ""  # what the estimate is about, e.g. seeds where both arms trained
 
     @property
     def has_ci(self) -> bool:
@@ -49,8 +54,8 @@ class Estimate:
         """One-sided p-value of H0: true mean <= x (small p: evidence the mean is above x)."""
         if not self.has_ci or self.se is None or not math.isfinite(self.mean):
             return math.nan
-        if self.se == 0:  # every value equal (ties, censoring): the exact sign test's p
-            return 0.5**self.n if self.mean > x else 1.0
+        if self.se == 0:  # every value equal: one measurement copied, not n replicates
+            return math.nan
         return float(sps.t.sf((self.mean - x) / self.se, self.df))
 
     def p_below(self, x: float) -> float:
@@ -60,7 +65,7 @@ class Estimate:
     def flipped(self) -> Estimate:
         """The estimate of minus the quantity."""
         low, high = (-self.high, -self.low) if self.has_ci else (None, None)
-        return Estimate(-self.mean, low, high, self.n, self.paired, self.se, self.df)
+        return Estimate(-self.mean, low, high, self.n, self.paired, self.se, self.df, self.note)
 
     def text(self, fmt: str = "{:.3g}") -> str:
         if not math.isfinite(self.mean):
@@ -90,7 +95,10 @@ def mean_ci(values: Sequence[float] | np.ndarray | pd.Series) -> Estimate:
         return NONE
     if len(x) < 2:
         return Estimate(float(x[0]), None, None, 1)
-    return _interval(float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))), len(x) - 1, len(x))
+    mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+    if se <= TIE * abs(mean):  # identical up to float rounding (a - b of sums, means)
+        return Estimate(mean, mean, mean, len(x), se=0.0, df=len(x) - 1)
+    return _interval(mean, se, len(x) - 1, len(x))
 
 
 def unpaired_difference(
@@ -105,7 +113,7 @@ def unpaired_difference(
         return Estimate(diff, None, None, n)
     va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
     se = math.sqrt(va + vb)
-    if se == 0:
+    if se <= TIE * abs(diff):
         return Estimate(diff, diff, diff, n, se=0.0, df=float(len(xa) + len(xb) - 2))
     df = (va + vb) ** 2 / (va**2 / (len(xa) - 1) + vb**2 / (len(xb) - 1))
     return _interval(diff, se, df, n)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from resnorm.report.analysis.probes import add_probe_columns
@@ -34,14 +36,29 @@ def contexts(df: pd.DataFrame) -> list[Context]:
     return out
 
 
-def all_findings(df: pd.DataFrame) -> list[Finding]:
+def all_findings(df: pd.DataFrame, primary: Sequence[str] | None = None) -> list[Finding]:
     """Every claim on every task of the report, in claim order, with verdicts.
 
-    The hypotheses of all testable parts form one Holm family (claims.verdicts), so the
-    verdicts are set only once every finding is built.
+    The parts of the ``primary`` claims (keys; None: those the runs' study presets declare,
+    ``declared_primary``, else every claim) form one Holm family
+    (claims.verdicts), so the verdicts are set only once every finding is built; the other
+    claims' parts are exploratory: decided at the unadjusted α and marked so.
     """
     ctxs = contexts(df)
     found = [c.test(ctx) for c in CLAIMS for ctx in ctxs]
+    keys = set(primary) if primary is not None else declared_primary(df)
     family = [p for f in found if not f.not_testable and f.fixed is None for p in f.parts]
+    for f in found:
+        for p in f.parts:
+            p.primary = keys is None or f.id in keys
     resolve(family)
     return [finish(f) for f in found]
+
+
+def declared_primary(df: pd.DataFrame) -> set[str] | None:
+    """The claims the runs' study presets declare primary (study.primary in their config),
+    together; None when no run declares any (then every claim is primary)."""
+    if "study_primary" not in df:
+        return None
+    keys = {k for text in df["study_primary"].dropna() for k in str(text).split(",") if k}
+    return keys or None

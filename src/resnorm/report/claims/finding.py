@@ -42,11 +42,25 @@ class Finding:
 
     @property
     def p_holm(self) -> float:
-        """Holm-adjusted p-value of the headline part's expected outcome (NaN if untested)."""
-        if not self.parts:
+        """Holm-adjusted p-value of the headline part's decision (NaN if untested, an exact
+        check, or exploratory: its p is then not Holm-adjusted)."""
+        if not self.parts or not self.parts[0].primary:
             return math.nan
-        head = self.parts[0]
-        return head.p_adj.get(head.expect, math.nan)
+        return self.parts[0].p_adj
+
+    def failures_text(self) -> str:
+        """Both arms' failure counts beside the effect: the headline's, or a failure part's."""
+        for part in self.parts:
+            fewer, more = getattr(part, "fewer", None), getattr(part, "more", None)
+            if fewer is not None and more is not None:
+                return f"{part.arms[0]} {fewer.text()}; {part.arms[1]} {more.text()}"
+        notes = [p.note or p.est.note for p in self.parts[:1]]
+        return notes[0].replace("seeds where both trained; ", "") if notes and notes[0] else ""
+
+    @property
+    def exploratory(self) -> bool:
+        """Not one of the study's primary claims: outside the Holm family."""
+        return bool(self.parts) and not any(p.primary for p in self.parts)
 
     @property
     def not_testable(self) -> bool:
@@ -57,4 +71,6 @@ class Finding:
     def verdict_text(self) -> str:
         decided = self.verdict in (SUPPORTED, NOT_SUPPORTED)
         notes = [x for x in (self.outcome, self.caveat) if x] if decided else []
+        if self.exploratory and self.fixed is None:
+            notes.append("exploratory")
         return f"{self.verdict} ({'; '.join(notes)})" if notes else self.verdict

@@ -117,9 +117,16 @@ def claim_b(ctx: Context) -> Finding:
             int(pre["seed"].nunique()),
         )
     ]
+    runs = ctx.arm("post_ln")
     parts = [
         ctx.part("post_ln gain − pre_ln gain", inter, seeds),
         ctx.part("post_ln gain from warmup", gain_post, int(post["seed"].nunique())),
+        # failing without warmup is the claim's other form: its counts, tested exactly
+        ctx.failure_part(
+            "post_ln failures: warmup vs none",
+            runs[runs["warmup_steps"] > 0].merge(post[keys[:-1]].drop_duplicates()),
+            runs[runs["warmup_steps"] == 0].merge(post[keys[:-1]].drop_duplicates()),
+        ),
     ]
     f = fill(f, parts, ctx)
     f.untestable = ctx.learned(_reference(ctx, "pre_ln", post))

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import pandas as pd
 
+from resnorm.report.analysis import failures
 from resnorm.report.analysis.stats import NONE, Estimate, difference
 from resnorm.report.claims.finding import Finding
 from resnorm.report.claims.missing import at_width, base_width, by_cell, missing_cells
@@ -35,18 +36,11 @@ from resnorm.report.claims.verdicts import (
     SUPPORTED,
     Part,
     combine,
+    failure_part,
 )
 
-__all__ = [
-    "Finding",
-    "BETTER",
-    "EQUIVALENT",
-    "NOT_WORSE",
-    "SUPPORTED",
-    "NOT_SUPPORTED",
-    "NOT_TESTABLE",
-    "Part",
-]
+__all__ = ["Finding", "BETTER", "EQUIVALENT", "NOT_WORSE", "SUPPORTED", "NOT_SUPPORTED"]
+__all__ += ["NOT_TESTABLE", "Part"]
 
 # Equivalence margins (absolute, in the headline metric's units).
 MARGINS = {"test/acc": 0.02, "test/bpc": 0.05}
@@ -168,6 +162,11 @@ class Context:
         est = oriented(est, self.sign) if score else est
         return Part(name, est, seeds, expect, threshold, MIN_SEEDS)
 
+    def failure_part(self, name: str, fewer: pd.DataFrame, more: pd.DataFrame) -> Part:
+        """A part on failure counts: ``fewer``'s runs are claimed to fail less often."""
+        arms = (_label(fewer), _label(more))
+        return failure_part(name, failures.count(fewer), failures.count(more), arms, MIN_SEEDS)
+
 
 def shared_depths(ctx: Context, *archs: str) -> list[float]:
     """Depths at which every arch has a complete cell: MIN_SEEDS usable seeds at one setting
@@ -193,14 +192,39 @@ def no_deep(*archs: str) -> str:
 
 
 def compare(
-    a: pd.DataFrame, b: pd.DataFrame, value: str, keys: Sequence[str] = PAIR_KEYS
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    value: str,
+    keys: Sequence[str] = PAIR_KEYS,
+    when_trained: bool = True,
 ) -> tuple[Estimate, int]:
     """a - b on a column, paired by setting and seed; returns (estimate, seeds).
 
     Paired comparisons use the complete settings only (MIN_SEEDS paired seeds each) and
     average each seed over them (analysis.stats.difference). Without shared seeds the groups
     are compared unpaired, and then only at settings (keys other than the seed) both have.
+    Scores ("value") are compared *when it trains*: failed runs (analysis.failures) are
+    left out, so a pair counts only where both arms trained; the estimate's note states
+    both arms' failure counts. ``when_trained=False`` keeps them (claims about failing).
     """
+    note = ""
+    if value == "value" and not a.empty and not b.empty:
+        counts = failures.count(a), failures.count(b)
+        note = failures.note(*counts, (_label(a), _label(b)))
+        if when_trained:
+            a, b = failures.trained(a), failures.trained(b)
+            note = "seeds where both trained; " + note
+    est, seeds = _compare(a, b, value, keys)
+    return (replace(est, note=note) if note and est.n else est), seeds
+
+
+def _label(runs: pd.DataFrame) -> str:
+    return "/".join(sorted({str(x) for x in runs["arch"]})) if "arch" in runs else "a"
+
+
+def _compare(
+    a: pd.DataFrame, b: pd.DataFrame, value: str, keys: Sequence[str]
+) -> tuple[Estimate, int]:
     a = a[a[value].notna()]
     b = b[b[value].notna()]
     setting = [k for k in keys if k != "seed"]
@@ -265,8 +289,8 @@ def describe(name: str, est: Estimate, seeds: int) -> str:
     """A reported (untested) comparison: mean, 95% CI and seeds."""
     if est.n == 0:
         return f"{name}: no runs to compare"
-    paired = "paired" if est.paired else "unpaired"
-    return f"{name}: {est.text('{:.4g}')} ({paired}, n={est.n}, seeds={seeds}; not tested)"
+    paired, note = "paired" if est.paired else "unpaired", f"; {est.note}" if est.note else ""
+    return f"{name}: {est.text('{:.4g}')} ({paired}, n={est.n}, seeds={seeds}{note}; not tested)"
 
 
 ClaimFn = Callable[[Context], Finding]

@@ -9,6 +9,7 @@ from collections import Counter
 import pandas as pd
 
 from resnorm.report.analysis import frontier, lr_sensitivity
+from resnorm.report.analysis.failures import FAIL_FRACTION
 from resnorm.report.analysis.stats import LEVEL
 from resnorm.report.analysis.table import TARGET_FRACTION, group_keys
 from resnorm.report.build import ReportData
@@ -22,8 +23,9 @@ Table = tuple[list[str], list[list[str]]]
 HEADLINE = "depth"  # the figure shown under the verdicts: score vs depth per variant and task
 MATRIX_NOTE = (
     "Each claim on each task: verdict (outcome) · effect [95% CI], in the claim's unit; "
-    "Holm-corrected over the whole report. The Findings section below has each test, its "
-    "parts, what is missing and how far the setting is from the source's."
+    "Holm-corrected over the study's primary claims (others: exploratory). The Findings "
+    "section below has each test, its parts, what is missing and how far the setting is "
+    "from the source's."
 )
 SECTION_TITLES = {
     "depth": "Headline metric vs depth",
@@ -134,7 +136,8 @@ def verdict_matrix(data: ReportData) -> tuple[Table, list[list[str]]]:
 
 
 def findings_table(data: ReportData) -> Table:
-    head = ["claim", "task", "verdict", "effect [95% CI]", "unit", "n", "p (Holm)", "source"]
+    head = ["claim", "task", "verdict", "effect [95% CI]", "unit", "n", "failures (95% CI)"]
+    head += ["p (Holm)", "source"]
     rows = [
         [
             f"({f.id}) {f.claim}",
@@ -143,6 +146,7 @@ def findings_table(data: ReportData) -> Table:
             f.effect_text(),
             f.unit,
             str(f.n),
+            f.failures_text() or "–",
             fmt(f.p_holm, 3) if math.isfinite(f.p_holm) else "–",
             f.source,
         ]
@@ -228,11 +232,18 @@ def methods() -> list[str]:
         "Without shared seeds the groups are compared unpaired (Welch).",
         "Tests: each part of a claim states the outcome it expects and a minimum effect that "
         f"matters (scores: {minimums}; probes: {probes}), which is also the equivalence "
-        f"margin ({margins}). Its hypotheses are one-sided t-tests: better (effect > 0 and the "
-        "mean ≥ the minimum), worse (the mirror), equivalent (TOST within ± the margin) and, "
-        "for non-inferiority, not worse. All hypotheses of one report form one "
-        f"Holm–Bonferroni family at α = {ALPHA:g}: the chance of any false declaration in the "
-        "report is at most 5%.",
+        f"margin ({margins}). Each part reaches one decision from one two-sided t-interval "
+        "at 1 − α: better (above 0 and the mean ≥ the minimum), worse (the mirror), "
+        "equivalent (inside ± the margin) or, for non-inferiority, not worse (above − the "
+        "margin); else inconclusive. Its p-value is the smallest α that reaches that "
+        "decision. The parts of the study's primary claims form one Holm–Bonferroni family "
+        f"at α = {ALPHA:g}; the other claims are exploratory (unadjusted, marked so). Values "
+        "identical in every seed are one measurement, not replicates: not tested.",
+        "Failures: a run failed when it diverged or its score closes less than "
+        f"{FAIL_FRACTION:.0%} of the gap from chance to perfect. Scores are compared on the "
+        "seeds where both arms trained; each arm's failures are shown as k/n with an exact "
+        "(Clopper–Pearson) 95% interval, and claims about failing (b, e) test the counts "
+        "with Fisher's exact test.",
         "Verdicts: supported when every part has its expected outcome; not supported when "
         "some part contradicts it (the outcome is shown: 'worse', or 'equivalent' where an "
         "effect was claimed, or 'better' where equivalence was); not testable when the "

@@ -136,6 +136,8 @@ def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
         "spike_count": _num(stab.get("spike_count")),
         "init_loss": _num(stab.get("initial_loss")),
         "error": s.get("error"),
+        # the claims its study preset declares primary (conf/study/*.yaml study.primary)
+        "study_primary": ",".join(map(str, (cfg.get("study") or {}).get("primary") or [])) or None,
     }
     for k, v in stab.items():
         if isinstance(v, int | float) and not isinstance(v, bool):
