@@ -126,6 +126,7 @@ def claim_b(ctx: Context) -> Finding:
             "post_ln failures: warmup vs none",
             runs[runs["warmup_steps"] > 0].merge(post[keys[:-1]].drop_duplicates()),
             runs[runs["warmup_steps"] == 0].merge(post[keys[:-1]].drop_duplicates()),
+            ("post_ln with warmup", "post_ln without"),
         ),
     ]
     f = fill(f, parts, ctx)

@@ -162,9 +162,12 @@ class Context:
         est = oriented(est, self.sign) if score else est
         return Part(name, est, seeds, expect, threshold, MIN_SEEDS)
 
-    def failure_part(self, name: str, fewer: pd.DataFrame, more: pd.DataFrame) -> Part:
-        """A part on failure counts: ``fewer``'s runs are claimed to fail less often."""
-        arms = (_label(fewer), _label(more))
+    def failure_part(
+        self, name: str, fewer: pd.DataFrame, more: pd.DataFrame, arms: tuple[str, str] = ()
+    ) -> Part:
+        """A part on failure counts: ``fewer``'s runs are claimed to fail less often; ``arms``
+        names the two (default: their architectures)."""
+        arms = arms or (_label(fewer), _label(more))
         return failure_part(name, failures.count(fewer), failures.count(more), arms, MIN_SEEDS)
 
 
