@@ -310,3 +310,10 @@ def test_curves_over_training_are_in_both_renderings(study, tmp_path):
         assert any(label in t for t in texts), (label, texts)
     # val curves sit in the training-curves section, after the train-loss curves
     assert md.index("(curves_image_digits.png)") < md.index("(val_curves_image_digits.png)")
+
+
+def test_the_committed_example_report_keeps_text_on_canvas():
+    """reports/example is regenerated from a fresh demo with this code: the same check."""
+    svgs = sorted((Path(__file__).parents[1] / "reports" / "example").glob("*.svg"))
+    assert len(svgs) >= 10
+    assert [p for s in svgs for p in text_problems(s)] == []
