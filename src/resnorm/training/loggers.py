@@ -104,6 +104,9 @@ def build_loggers(
     return loggers
 
 
+_ONLINE_FAILED: list[str] = []  # this process could not reach W&B (one entry: the reason)
+
+
 def init_wandb(cfg: DictConfig, run_dir: str, flat: dict[str, Any], tags: list[str]) -> Any:
     """Start this job's W&B run, or continue it (a resumed run has the same id); fall back to
     offline when the server can't be reached.
@@ -122,7 +125,7 @@ def init_wandb(cfg: DictConfig, run_dir: str, flat: dict[str, Any], tags: list[s
         "job_type": cfg.task.name, "tags": tags, "name": name, "id": run_id, "resume": "allow",
         "dir": run_dir, "config": flat, "reinit": "create_new",
     }  # fmt: skip
-    if wandb_mode(cfg.logger.mode) == "online":
+    if wandb_mode(cfg.logger.mode) == "online" and not _ONLINE_FAILED:
         settings = wandb.Settings(init_timeout=float(cfg.logger.init_timeout), silent=True)
         try:
             return wandb.init(mode="online", settings=settings, **kw)
@@ -133,9 +136,11 @@ def init_wandb(cfg: DictConfig, run_dir: str, flat: dict[str, Any], tags: list[s
                 f"Sync later: wandb sync {run_dir}/wandb/offline-run-*",
                 file=sys.stderr,
             )
-            run = wandb.run
-            if run is not None:
-                run.finish(exit_code=1, quiet=True)
+            _ONLINE_FAILED.append(reason)  # the next members of a pack go offline at once
+            # The W&B service still holds the failed attempt's run id ("run ID ... is in
+            # use" for the offline run of the same id): start a fresh one. No other run of
+            # this process is open yet, since later members skip the online attempt.
+            wandb.teardown()
     return wandb.init(mode="offline", settings=wandb.Settings(silent=True), **kw)
 
 
