@@ -11,7 +11,8 @@ from resnorm.report.claims.article import CLAIM_I, CLAIM_J, CLAIM_K, CLAIM_L, CL
 from resnorm.report.claims.article_training import CLAIM_O, CLAIM_P, CLAIM_Q, CLAIM_R
 from resnorm.report.claims.claim import Claim
 from resnorm.report.claims.literature_alternatives import CLAIM_D, CLAIM_E, CLAIM_G, CLAIM_H
-from resnorm.report.claims.literature_stability import CLAIM_A, CLAIM_B, CLAIM_C, CLAIM_F, CLAIM_N
+from resnorm.report.claims.literature_lr import CLAIM_F, CLAIM_N
+from resnorm.report.claims.literature_stability import CLAIM_A, CLAIM_B, CLAIM_C
 from resnorm.report.claims.needs import Cell
 
 # (a)-(h), (n): what the literature says residuals and norms do; (i)-(m), (o)-(r): the
