@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnorm.stability.layers import block_attention, find_blocks, probe_mode
+from resnorm.models.block import Block
+from resnorm.stability.layers import SUBLAYER_NAMES, block_attention, find_blocks, probe_mode
 
 
 def token_cosine_similarity(hidden: torch.Tensor) -> torch.Tensor:
@@ -50,17 +51,24 @@ def attention_stats(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"entropy": entropy.mean(dim=(0, 2)), "max_logit": logits.amax(dim=(0, 2, 3))}
 
 
+def sublayer_fns(block: Block) -> list[nn.Module]:
+    """Each sublayer's F (attention, then the MLP), in forward order: its input is the tensor
+    that sublayer computes on, after its input norm where it has one."""
+    return [getattr(block, name).fn for name in SUBLAYER_NAMES]
+
+
 def forward_probe(model: nn.Module, inputs: Any) -> dict[str, Any]:
     """Run ``model(inputs)`` once in probe mode and measure every block on the way.
 
     Returns per-layer lists (block outputs, input side first): ``token_cosine``,
     ``residual_rms``, and per-layer-per-head ``attn_entropy`` and ``attn_max_logit``;
+    ``sublayer_input_rms``, per layer the RMS of what attention and the MLP are fed
+    ([attn, ffn]: after the sublayer's input norm where it has one, else the stream itself);
     plus ``token_cosine_input`` for the stack's input.
     """
     blocks = find_blocks(model)
-    stats: dict[str, list[torch.Tensor]] = {
-        k: [] for k in ("token_cosine", "residual_rms", "attn_entropy", "attn_max_logit", "input")
-    }
+    keys = ("token_cosine", "residual_rms", "attn_entropy", "attn_max_logit", "input", "fed")
+    stats: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
 
     # A task model's blocks see (1, B, T, dim): its member dimension of one joins the batch.
     def on_block_input(_: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -76,10 +84,17 @@ def forward_probe(model: nn.Module, inputs: Any) -> dict[str, Any]:
         stats["attn_entropy"].append(a["entropy"])
         stats["attn_max_logit"].append(a["max_logit"])
 
+    # the input of each sublayer's F: what the claim "LayerNorm keeps the layers' inputs
+    # stable" is about (the residual stream is what a pre-norm block normalizes away)
+    def on_sublayer_input(_: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        stats["fed"].append(residual_rms(args[0]))
+
     handles = [blocks[0].register_forward_pre_hook(on_block_input)]
     for block in blocks:
         handles.append(block.register_forward_hook(on_block_output))
         handles.append(block_attention(block).register_forward_pre_hook(on_attention_input))
+        for fn in sublayer_fns(block):
+            handles.append(fn.register_forward_pre_hook(on_sublayer_input))
     try:
         with probe_mode(model), torch.no_grad():
             model(inputs)
@@ -89,4 +104,6 @@ def forward_probe(model: nn.Module, inputs: Any) -> dict[str, Any]:
     # one device -> host transfer for everything
     host = {k: torch.stack(v).cpu().tolist() for k, v in stats.items()}
     host["token_cosine_input"] = host.pop("input")[0]
+    fed = host.pop("fed")  # forward order: attn, ffn of block 0, then block 1, ...
+    host["sublayer_input_rms"] = [fed[i : i + 2] for i in range(0, len(fed), 2)]
     return host
