@@ -79,10 +79,29 @@ def rms_drift(init: dict[str, Any] | None, final: dict[str, Any] | None) -> floa
     return float(np.mean(np.abs(np.log(y / x))))
 
 
+def sublayer_input_drift(init: dict[str, Any] | None, final: dict[str, Any] | None) -> float:
+    """Mean over layers (and each layer's two sublayers) of |ln(final / init)| of the RMS of
+    what attention and the MLP are fed, after their input norm where they have one: how far
+    the scale of each sublayer's input moved during training (0 = not at all). NaN for runs
+    recorded before the probe had ``sublayer_input_rms``."""
+    a, b = _fed(init), _fed(final)
+    if a is None or b is None or a.shape != b.shape or a.size == 0:
+        return math.nan
+    if np.any(a <= 0) or np.any(b <= 0) or not np.all(np.isfinite(b)):
+        return math.nan
+    return float(np.mean(np.abs(np.log(b / a))))
+
+
+def _fed(probe: dict[str, Any] | None) -> np.ndarray | None:
+    if not isinstance(probe, dict) or not probe.get("sublayer_input_rms"):
+        return None
+    return np.asarray(probe["sublayer_input_rms"], dtype=float)
+
+
 def add_probe_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Columns: init_grad_slope, init_grad_spread, init/final_cos_last, init/final entropy and
-    max logit, rms_drift, final_train_loss and gen_gap (test loss − final train loss); NaN
-    where a run has no probe or curve."""
+    max logit, rms_drift, sublayer_input_drift, final_train_loss and gen_gap (test loss −
+    final train loss); NaN where a run has no probe or curve."""
     df = df.copy()
     init, final = df["init_probe"], df["final_probe"]
     profiles = [grad_profile(p) for p in init]
@@ -96,10 +115,13 @@ def add_probe_columns(df: pd.DataFrame) -> pd.DataFrame:
         ]
         df[f"{phase}_attn_max_logit"] = [_max_logit(p) for p in col]
     df["rms_drift"] = [rms_drift(a, b) for a, b in zip(init, final, strict=True)]
+    pairs = zip(init, final, strict=True)
+    df["sublayer_input_drift"] = [sublayer_input_drift(a, b) for a, b in pairs]
     curves = df["curve"] if "curve" in df else [None] * len(df)
     df["final_train_loss"] = [final_train_loss(c) for c in curves]
     df["gen_gap"] = df["test_loss"] - df["final_train_loss"]
     # a diverged run's losses say it blew up, not how well it generalises or how its
     # activations drifted: both are left out (NaN) rather than scored
-    df.loc[df["diverged"].astype(bool), ["gen_gap", "rms_drift"]] = math.nan
+    drifts = ["gen_gap", "rms_drift", "sublayer_input_drift"]
+    df.loc[df["diverged"].astype(bool), drifts] = math.nan
     return df
