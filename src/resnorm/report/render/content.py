@@ -184,9 +184,13 @@ def lr_table(data: ReportData) -> Table:
     t = data.lr_table
     if t.empty:
         return [], []
-    head = ["task", "variant", "depth", "LR sensitivity [95% CI]", "seeds", "LR grid"]
+    # the whole architecture, then the LR set and clamp each row is computed on
+    keys = lr_sensitivity.key_columns(t)
+    head = [{"arch": "variant"}.get(k, k) for k in keys]
+    head += ["LR set", "L_0", "LR sensitivity [95% CI]", "seeds"]
     rows = [
-        [r.task, r.arch, fmt(r.depth), ci_text(r.mean, r.ci_low, r.ci_high), str(r.seeds), r.lrs]
+        [fmt(getattr(r, k)) for k in keys]
+        + [r.lrs, fmt(r.clamp), ci_text(r.mean, r.ci_low, r.ci_high), str(r.seeds)]
         for r in t.itertuples()
     ]
     return head, rows
