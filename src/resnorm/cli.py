@@ -18,6 +18,9 @@ commands:
                               e.g. resnorm train task=image_digits variant=post_ln model.depth=8
   resume <dir> [overrides...] resume a stopped run (or study) in its own directory
   report <dirs...> [--out D]  build a comparison report from run or sweep directories
+                              (or exports, results/NAME.jsonl.gz)
+  export <dir> --out FILE     write a study's results to one compact file (no checkpoints)
+  import FILE --into <dir>    seed a study directory from an export (a relaunch skips its runs)
   workspace push <spec.json>  save a W&B workspace spec `report --wandb-workspace` wrote offline
   bench {{{benches}}}
                               performance benchmarks (ratios measured side by side)
@@ -97,13 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         from resnorm.probes.cli import main as probe_main
 
         return probe_main(rest)
+    if command in ("export", "import"):
+        from resnorm.results.cli import export_main, import_main
+
+        return (export_main if command == "export" else import_main)(rest)
     if command == "workspace":
         from resnorm.report.workspace_cli import main as workspace_main
 
         return workspace_main(rest)
     parser = argparse.ArgumentParser(prog="resnorm", usage=USAGE)
     parser.error(
-        f"unknown command {command!r}; allowed: train, resume, report, bench, probe, workspace"
+        f"unknown command {command!r}; allowed: train, resume, report, export, import, bench, "
+        "probe, workspace"
     )
     return 2
 

@@ -18,6 +18,7 @@ STORAGE_SCHEMES = (
     "redis://",
 )
 STORAGE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+EXPORT_SUFFIX = ".jsonl.gz"  # results.archive.SUFFIX: `resnorm export` files
 WANDB_PREFIXES = ("wandb:", "wandb://", "https://wandb.ai/", "http://wandb.ai/")
 
 
@@ -27,8 +28,9 @@ class ReportError(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # "dir" | "optuna" | "wandb"
-    value: str  # a directory, a storage URL, or "entity/project" ("project" alone allowed)
+    kind: str  # "dir" | "export" | "optuna" | "wandb"
+    # a directory, an export file, a storage URL, or "entity/project" ("project" alone allowed)
+    value: str
     text: str  # as the user typed it
 
 
@@ -49,12 +51,15 @@ def classify(text: str) -> Source:
         return Source("optuna", f"sqlite:///{path.resolve()}", text)
     if path.is_dir():
         return Source("dir", str(path), text)
+    if path.is_file() and path.name.endswith(EXPORT_SUFFIX):
+        return Source("export", str(path), text)
     if path.exists():
         raise ReportError(
-            f"source {text!r} is a file; expected a run or sweep directory, an Optuna storage "
+            f"source {text!r} is a file; expected a run or sweep directory, an export "
+            f"(*{EXPORT_SUFFIX}), an Optuna storage "
             f"(sqlite:///study.db, *.db, postgresql://...) or a W&B project (wandb:ENTITY/PROJECT)"
         )
     raise ReportError(
-        f"unknown source {text!r}: no such directory, and not an Optuna storage URL "
+        f"unknown source {text!r}: no such directory or export file, and not an Optuna storage URL "
         f"(sqlite:///..., postgresql://..., journal:FILE) or a W&B project (wandb:ENTITY/PROJECT)"
     )

@@ -3,9 +3,12 @@ Optuna studies the table's trials came from."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from resnorm.report.sources.classify import ReportError, Source
+from resnorm.report.sources.export_file import load_export
 from resnorm.report.sources.optuna_storage import load_storage
 from resnorm.report.sources.rows import OBJECT_COLUMNS, Loaded, dedupe, frame
 from resnorm.report.sources.run_dirs import load_dirs
@@ -24,6 +27,12 @@ def load_sources(sources: list[Source]) -> tuple[Loaded, list]:
         parts.append(loaded.runs)
         skipped += loaded.skipped
         notes += loaded.notes
+    exported: list[dict] = []
+    for s in sources:
+        if s.kind == "export":
+            load_export(Path(s.value), exported, skipped)
+    if exported:
+        parts.append(frame(exported))
     for s in sources:
         if s.kind == "optuna":
             rows, found = load_storage(s.value)

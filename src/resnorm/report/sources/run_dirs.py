@@ -7,7 +7,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,18 @@ from resnorm.report.sources.rows import Loaded, dedupe, frame, summary_row
 def read_stability(path: Path) -> dict[str, Any]:
     """init / final probes and spike steps from stability.json ({} when absent or unreadable)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return parse_stability(path.read_text())
+    except OSError:
+        return {}
+
+
+def parse_stability(text: str | None) -> dict[str, Any]:
+    """``read_stability`` of the file's text ({} when None or not a JSON object)."""
+    try:
+        data = json.loads(text) if text is not None else None
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
         return {}
     spikes = (data.get("loss_spikes") or {}).get("steps") or []
     return {
@@ -61,10 +71,10 @@ def train_log(df: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def read_curves(
-    path: Path, val_metric: str
+    path: Path | IO[str], val_metric: str
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """(step, train/loss), (step, val metric) and ``train_log`` from the Lightning CSV log,
-    if present; only the columns these need are kept."""
+    """(step, train/loss), (step, val metric) and ``train_log`` from the Lightning CSV log
+    (a file, or its text as a stream), if present; only the columns these need are kept."""
     want = {"step", "train/loss", val_metric, *LOG_COLUMNS.values()}
     try:
         df = pd.read_csv(
@@ -86,7 +96,14 @@ def read_curves(
 
 def enrich(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Add stability.json and CSV parts of a run directory to its summary row."""
-    stab = read_stability(run_dir / STABILITY)
+    return add_run_files(row, read_stability(run_dir / STABILITY), run_dir / METRICS_CSV)
+
+
+def add_run_files(
+    row: dict[str, Any], stab: dict[str, Any], metrics_csv: Path | IO[str] | None
+) -> dict[str, Any]:
+    """Add a run's stability record (``parse_stability``) and CSV log to its summary row;
+    the one path for run directories and exports, so both give the same numbers."""
     row.update({k: stab.get(k) for k in ("init_probe", "final_probe", "spike_steps")})
     init = row["init_probe"] or {}
     if isinstance(init.get("loss"), int | float):
@@ -94,9 +111,8 @@ def enrich(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if math.isnan(row["spike_count"]) and stab.get("spike_steps") is not None:
         row["spike_count"] = float(len(stab["spike_steps"]))
     val_metric = "val/bpc" if row["kind"] == "lm" else "val/acc"
-    row["curve"], row["val_curve"], row["train_log"] = read_curves(
-        run_dir / METRICS_CSV, val_metric
-    )
+    curves = read_curves(metrics_csv, val_metric) if metrics_csv is not None else (None,) * 3
+    row["curve"], row["val_curve"], row["train_log"] = curves
     return row
 
 
