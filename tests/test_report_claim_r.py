@@ -1,7 +1,8 @@
 """Claim (r), "residual connections and LayerNorm let models grow deeper and wider": the
 interaction of pre_ln's advantage over plain with depth (8 vs 2) and with width (64 vs 32),
-judged on synthetic studies whose truth is known; and the width as a setting of its own, so
-that runs of the narrower cells never enter any other claim."""
+judged on synthetic studies whose truth is known; "wider" only where width is not saturated
+(pre_ln at 64 beats pre_ln at 32); and the width as a setting of its own, so that runs of
+the narrower cells never enter any other claim."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from resnorm.report.claims.verdicts import (
     EQUIVALENT,
     INCONCLUSIVE,
     NOT_SUPPORTED,
+    NOT_TESTABLE,
     SUPPORTED,
     WORSE,
     resolve,
@@ -59,16 +61,18 @@ def _study(
     sd: float = 0.01,
     metric: str = "test/acc",
     drop: tuple[Cell, ...] = (),
+    pre: dict[tuple[int, int], float] | None = None,
 ) -> pd.DataFrame:
-    """pre_ln scores 0.85 at every (depth, width) of claim (r); plain scores ``plain`` there.
-    A per-seed effect shared by every cell is what the pairing removes. For bits per char the
-    same numbers are mirrored (lower is better)."""
+    """pre_ln scores ``pre`` (default WIDTH_MATTERS) at each (depth, width) of claim (r);
+    plain scores ``plain`` there. A per-seed effect shared by every cell is what the pairing
+    removes. For bits per char the same numbers are mirrored (lower is better)."""
+    pre = WIDTH_MATTERS if pre is None else pre
     seed_effect = rng.normal(0.0, 0.03, seeds)
     frames = []
     for cell in CLAIM_R.needs:
         if cell in drop:
             continue
-        mean = 0.85 if cell.arch == "pre_ln" else plain[(cell.depth, cell.dim)]
+        mean = (pre if cell.arch == "pre_ln" else plain)[(cell.depth, cell.dim)]
         values = mean + seed_effect + rng.normal(0.0, sd, seeds)
         frames.append(_rows(cell, values if metric == "test/acc" else 3.0 - values, metric))
     return pd.concat(frames, ignore_index=True)
@@ -80,10 +84,15 @@ def _judge(runs: pd.DataFrame):
     return finish(f)
 
 
-# plain's score per (depth, width); pre_ln's is 0.85 everywhere: its advantage is 0.85 − these
-GROWS = {(2, DIM): 0.83, (8, DIM): 0.70, (8, NARROW): 0.85}  # advantage 0.02, 0.15, 0.00
-DEEPER_ONLY = {(2, DIM): 0.83, (8, DIM): 0.70, (8, NARROW): 0.70}  # same advantage when narrower
-NULL = {(2, DIM): 0.80, (8, DIM): 0.80, (8, NARROW): 0.80}
+# pre_ln's score per (depth, width): width still matters (64 beats 32 by 0.05), or not
+WIDTH_MATTERS = {(2, DIM): 0.85, (8, DIM): 0.85, (8, NARROW): 0.80}
+SATURATED = {(2, DIM): 0.85, (8, DIM): 0.85, (8, NARROW): 0.85}
+# plain's score per (depth, width); the advantage is pre_ln's score − these
+GROWS = {(2, DIM): 0.83, (8, DIM): 0.70, (8, NARROW): 0.80}  # advantage 0.02, 0.15, 0.00
+DEEPER_ONLY = {(2, DIM): 0.83, (8, DIM): 0.70, (8, NARROW): 0.65}  # same advantage when narrower
+NULL = {(2, DIM): 0.80, (8, DIM): 0.80, (8, NARROW): 0.75}  # advantage 0.05 everywhere
+# with SATURATED pre_ln: advantage 0.02, 0.15 and 0.00, as GROWS has with WIDTH_MATTERS
+GROWS_SATURATED = {(2, DIM): 0.83, (8, DIM): 0.70, (8, NARROW): 0.85}
 
 
 @pytest.mark.parametrize("metric", ["test/acc", "test/bpc"])
@@ -101,6 +110,32 @@ def test_an_advantage_that_does_not_grow_with_width_is_not_supported():
     assert f.parts[0].outcome == BETTER
     assert f.parts[1].outcome == EQUIVALENT  # the tight null is shown as such ...
     assert f.verdict == NOT_SUPPORTED and f.verdict_text() == "not supported (part 2: equivalent)"
+
+
+@pytest.mark.parametrize("metric", ["test/acc", "test/bpc"])
+def test_wider_is_not_judged_where_width_is_saturated(metric):
+    """pre_ln scores the same at widths 32 and 64: a larger advantage at 64 (plain is worse
+    there) says nothing about growing wider. The old rule called this supported; now the
+    wider part is not testable, saying why with the numbers, and so is the claim."""
+    f = _judge(_study(GROWS_SATURATED, np.random.default_rng(7), metric=metric, pre=SATURATED))
+    assert f.parts[0].outcome == BETTER
+    wide = f.parts[1]
+    assert wide.outcome == NOT_TESTABLE and not wide.testable
+    assert "width is saturated on this task" in wide.text() and "seeds=8" in wide.text()
+    assert f.verdict == NOT_TESTABLE and f.missing == []
+    check = [d for d in f.details if d.startswith("width check: pre_ln width 64 − width 32")]
+    assert len(check) == 1 and not check[0].endswith("→ better"), f.details
+    # the same interaction where width still matters is found (the rule is not "never")
+    f = _judge(_study(GROWS, np.random.default_rng(7), metric=metric))
+    assert f.verdict == SUPPORTED
+    assert any(d.startswith("width check") and d.endswith("→ better") for d in f.details)
+
+
+def test_a_refuted_deeper_part_refutes_the_claim_even_when_wider_is_not_testable():
+    plain = {(2, DIM): 0.70, (8, DIM): 0.70, (8, NARROW): 0.85}  # advantage 0.15 at 2 and 8
+    f = _judge(_study(plain, np.random.default_rng(8), sd=0.003, pre=SATURATED))
+    assert [p.outcome for p in f.parts] == [EQUIVALENT, NOT_TESTABLE]
+    assert f.verdict == NOT_SUPPORTED
 
 
 def test_null_studies_rarely_declare_an_interaction():
@@ -161,6 +196,7 @@ PROBES = (
     "final_train_loss",
     "gen_gap",
     "rms_drift",
+    "sublayer_input_drift",
     "train_s_per_step",
     "init_attn_entropy",
     "init_attn_max_logit",
