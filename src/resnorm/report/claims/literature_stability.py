@@ -48,7 +48,8 @@ def claim_a(ctx: Context) -> Finding:
         f"hold: post_ln's slope is better (> 0 by at least {m:g}: it grows toward the "
         f"output), pre_ln's slope is equivalent to 0 (its interval within ±{m:g}: flat), and "
         f"post_ln − pre_ln (paired by depth and seed) is better. Each part is one decision "
-        f"from one (1 − α) interval, Holm-adjusted across primary claims.",
+        f"from one (1 − α) interval, Holm-adjusted when the claim is primary, else "
+        f"exploratory (unadjusted).",
         unit="ln-growth across the stack (post_ln)",
     )
     post, pre = (
@@ -118,7 +119,7 @@ def claim_c(ctx: Context) -> Finding:
         "train, pre_ln's score is better (one decision, Bonferroni ×2 over the two forms; "
         "refuted only when neither form points the claimed way and one contradicts it). "
         "Each part is one decision from one (1 − α) interval (or exact test), "
-        "Holm-adjusted across primary claims.",
+        "Holm-adjusted when the claim is primary, else exploratory (unadjusted).",
         unit="Δ token cosine at init (off − on)",
     )
     deep = shared_deepest(ctx, "pre_ln", "no_residual")

@@ -82,9 +82,10 @@ def claim_b(ctx: Context) -> Finding:
         "or training worse without warmup, and where an arm fails on every seed there is "
         "no score left to compare. Each part is one decision (the better-pointing form's "
         "two-sided p, Bonferroni ×2 over the forms; score forms from one (1 − α) "
-        "interval), Holm-adjusted across primary claims; a part is refuted only when no "
-        "form points the claimed way and one contradicts it (score equivalent or worse, "
-        "or more failures with warmup). Scores oriented so that higher is better.",
+        "interval), Holm-adjusted when the claim is primary, else exploratory "
+        "(unadjusted); a part is refuted only when no form points the claimed way and one "
+        "contradicts it (score equivalent or worse, or more failures with warmup). "
+        "Scores oriented so that higher is better.",
         unit=f"post_ln gain from warmup when it trains, {ctx.delta}",
     )
     post_w, post_c = warmup_arms(ctx, "post_ln")
