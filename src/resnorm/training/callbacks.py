@@ -14,7 +14,9 @@ class StepTimer(pl.Callback):
     """Training throughput, excluding the first ``skip`` steps (warm-up, lazy init).
 
     Two clock reads per run plus one per step start; the device is synchronised only
-    at the two ends, so the hot path gains no host-device sync.
+    at the two ends, so the hot path gains no host-device sync. A pack has one timer for
+    all its members (they step together in one process): its time is the pack's, and no
+    member has a step time of its own.
     """
 
     def __init__(self, skip: int = 5) -> None:

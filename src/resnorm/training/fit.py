@@ -207,7 +207,13 @@ def _fill(
     elif pruner is not None:
         summary["pruned_at_step"] = pruner.pruned_at_step
     summary["steps"] = module.optimizer.steps[i]  # a frozen member stopped counting
-    summary["throughput"] = {"train_steps_per_s": timer.steps_per_s, "train_s": timer.train_s}
+    # one timer for the whole pack: "members" > 1 says these are the pack's numbers, the
+    # same in every member's summary (one measurement, not a per-run step time)
+    summary["throughput"] = {
+        "train_steps_per_s": timer.steps_per_s,
+        "train_s": timer.train_s,
+        "members": len(module.views),
+    }
     test = module.test_results[i] if finite else {}
     summary["metrics"] = {
         **{f"test/{k}": v for k, v in test.items()},

@@ -229,3 +229,7 @@ def _fallback(
         a, b = a[a["depth"] == depth], b[b["depth"] == depth]
     label = (f"depth {depth:g}, " if deepest else "") + f"lr {lr_text(BASE_LR)}"
     return Arms(a, b, PAIR_KEYS, label, False, [note], depth)
+
+
+# shown with a verdict reached without the own-best-lr protocol (its grid incomplete)
+BASE_LR_ONLY = f"both at lr {lr_text(BASE_LR)} only: LR grid incomplete"

@@ -125,6 +125,8 @@ def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
         "wall_s": wall,
         "wall_per_step": wall / steps if steps else math.nan,
         "train_s_per_step": _seconds_per_step(s, wall, steps),
+        # what measured it: a pack's members share one timer (claims.step_time)
+        "step_timer": (s.get("pack") or {}).get("id") or run_dir,
         "params": _num(s.get("params")),
         "chance": chance_value(s, kind),
         "metric": metric,
