@@ -28,8 +28,8 @@ HOW = (
     f"by setting (the whole architecture but the variant: depth, width, heads, FFN width, "
     f"warmup, schedule, budget) and seed, each setting on the LRs both variants have (at "
     f"≥ {MIN_SEEDS} seeds each; ≥ {GRID} LRs, else the part has no estimate), every seed on "
-    f"exactly that set. Diverged and failed runs are part of the measure (at L_0): not a "
-    f"'when it trains' comparison."
+    f"exactly that set. Failures are part of the measure (a diverged run counts at L_0, a "
+    f"run that did not train at its loss, at most L_0): not a 'when it trains' comparison."
 )
 
 
