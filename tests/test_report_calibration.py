@@ -23,7 +23,7 @@ from resnorm.report.claims import registry
 from resnorm.report.claims.rules import Context, finish
 from resnorm.report.claims.verdicts import BETTER, EQUIVALENT, WORSE, FailurePart, resolve
 
-CLAIM_E = registry.claim("e").test  # directional: deepnorm > post_ln, where post_ln fails
+CLAIM_E = registry.claim("e").test  # failure counts: deepnorm fails less, where post_ln fails
 CLAIM_G = registry.claim("g").test  # equivalence: dyt_pre ~ pre_ln
 TASKS = ("t0", "t1", "t2", "t3")  # a report of 8 findings
 CHANCE = 0.1
@@ -73,15 +73,24 @@ def _arm(rng, task, arch, seeds, shift, seed_effect, null, sd) -> pd.DataFrame:
     )
 
 
-def _report(rng, seeds: int, shift: float, null: str = "normal", sd: float = 0.02) -> list:
+def _report(
+    rng, seeds: int, shift: float, null: str = "normal", sd: float = 0.02, e_shift: float = 0.0
+) -> list:
     """One synthetic report: claims (e) and (g) on four tasks; ``shift`` is the true
-    advantage of deepnorm over post_ln and of dyt_pre over pre_ln."""
+    advantage of dyt_pre over pre_ln, ``e_shift`` (+ ``shift``) deepnorm's over post_ln
+    ((e) is on failure counts: only a shift that lifts deepnorm above the failure bar is an
+    effect)."""
     found = []
     for task in TASKS:
         seed_effect = rng.normal(0.0, 0.05, seeds) if null != "identical" else np.zeros(seeds)
         arms = [
             _arm(rng, task, a, seeds, s, seed_effect, null, sd)
-            for a, s in (("post_ln", 0.0), ("deepnorm", shift), ("pre_ln", 0.0), ("dyt_pre", shift))
+            for a, s in (
+                ("post_ln", 0.0),
+                ("deepnorm", shift + e_shift),
+                ("pre_ln", 0.0),
+                ("dyt_pre", shift),
+            )
         ]
         runs = pd.concat(arms, ignore_index=True)
         ctx = Context(task, runs, runs)
@@ -95,13 +104,8 @@ def _false(part, claim: str, null: str) -> bool:
     q = _fail_p(null)
     if isinstance(part, FailurePart):  # (e): deepnorm (claimed to fail less) fails q more
         return part.outcome == BETTER or (part.outcome == WORSE and q == 0)
-    # (g) is compared on trained seeds: no difference. (e) keeps failed runs in its score
-    # (the claim is about failing): its true difference is −(0.2 − chance)·q
-    delta = -(BASE["deepnorm"] - CHANCE) * q if claim == "e" else 0.0
-    wrong = {BETTER} if delta < 0 else {BETTER, WORSE}
-    if abs(delta) >= part.threshold:
-        wrong.add(EQUIVALENT)
-    return part.outcome in wrong
+    # (g) is compared on trained seeds: no difference ((e) has only its failure part)
+    return part.outcome in {BETTER, WORSE}
 
 
 def false_rate(seeds: int, null: str, reports: int = REPORTS) -> float:
@@ -133,10 +137,11 @@ def test_planted_effects_are_found():
     rng = np.random.default_rng(7)
     hits, equal = 0, 0
     for _ in range(40):
-        outcomes = {(f.id, f.task): f for f in _report(rng, 8, 0.05)}  # 5 accuracy points
+        # 5 accuracy points for dyt_pre; deepnorm trains (0.8) where post_ln fails (0.2)
+        outcomes = {(f.id, f.task): f for f in _report(rng, 8, 0.05, e_shift=0.55)}
         hits += sum(f.outcome == BETTER for (i, _), f in outcomes.items() if i == "e")
         equal += sum(f.verdict == "supported" for (i, _), f in outcomes.items() if i == "g")
-    # deepnorm's +0.05 (noise sd 0.028 per paired seed): found almost always at 8 seeds
+    # deepnorm 0/6 failed vs post_ln 6/6 on seeds 2–7: Fisher p 0.002, through Holm of 8
     assert hits / (40 * len(TASKS)) >= 0.8
     # dyt_pre is 0.05 better too, so its equivalence to pre_ln must not be supported
     assert equal == 0
