@@ -230,3 +230,21 @@ def test_g_text_states_the_one_interval_decision():
 
 def test_d_grid_is_the_lr_grid_at_the_base_warmup():
     assert [lr for lr, _ in D_GRID] == list(LR_GRID) and {w for _, w in D_GRID} == {50.0}
+
+
+def test_e_null_with_equal_failure_rates_declares_better_at_most_at_alpha():
+    # both arms fail each seed with probability 1/2 at depths 16 and 32: the depth is picked
+    # where post_ln happened to fail on seeds 0–1, which says nothing about seeds 2–7
+    rng = np.random.default_rng(3)
+    reports, better = 300, 0
+    for _ in range(reports):
+        frames = []
+        for depth in (16, 32):
+            for arch in ("post_ln", "deepnorm"):
+                fails = rng.random(8) < 0.5
+                for lr, warmup in E_GRID:
+                    score = np.where(fails, BAD, GOOD)
+                    frames.append(rows(arch, lr, score, depth=depth, warmup=warmup))
+        e = judge(*frames, claims=(CLAIM_E,))["e"]
+        better += e.verdict == SUPPORTED
+    assert better / reports <= 0.05 + 2.33 * np.sqrt(0.05 * 0.95 / reports), better
