@@ -21,7 +21,6 @@ from resnorm.report.claims.rules import (
     describe,
     fill,
 )
-from resnorm.report.claims.verdicts import BETTER, Part
 
 __all__ = ["CLAIM_O", "CLAIM_P", "CLAIM_Q", "CLAIM_R"]
 
@@ -29,10 +28,12 @@ __all__ = ["CLAIM_O", "CLAIM_P", "CLAIM_Q", "CLAIM_R"]
 # differ by less than the gap's own minimum effect: a difference in fit smaller than the
 # smallest gap difference that matters cannot by itself make one.
 MATCH = PROBE_MIN_EFFECTS["gen_gap"]
-# (q): rules.PROBE_MIN_EFFECTS is to take this entry (a ~10% change of the scale each
-# sublayer is fed, as for the residual stream's drift); until it does, this local value.
+# (q): rules.PROBE_MIN_EFFECTS is to hold FED_DRIFT (0.1: a ~10% change of the scale each
+# sublayer is fed) in place of "rms_drift", which no part tests any more; until it does,
+# (q) declares "rms_drift", whose 0.1 is the same ~10% change of scale.
 FED_DRIFT = "sublayer_input_drift"
-FED_DRIFT_MIN = PROBE_MIN_EFFECTS.get(FED_DRIFT, 0.1)
+DECLARED = FED_DRIFT if FED_DRIFT in PROBE_MIN_EFFECTS else "rms_drift"
+FED_DRIFT_MIN = PROBE_MIN_EFFECTS[DECLARED]
 
 
 def _base(ctx: Context, arch: str, trained: bool = False) -> pd.DataFrame:
@@ -87,14 +88,6 @@ CLAIM_P = Claim(
 )
 
 
-def _fed_part(est, seeds: int) -> Part:
-    """(q)'s part: with the rules' minimum effect once PROBE_MIN_EFFECTS has the entry."""
-    name = "fed-input drift no_norm − pre_ln"
-    if FED_DRIFT in CLAIM_Q.probes:
-        return CLAIM_Q.probe_part(name, est, seeds, FED_DRIFT)
-    return Part(name, est, seeds, BETTER, FED_DRIFT_MIN, MIN_SEEDS)
-
-
 def _probed(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with the fed-input drift column (NaN where a source never had it)."""
     return runs if FED_DRIFT in runs else runs.assign(**{FED_DRIFT: float("nan")})
@@ -116,7 +109,8 @@ def claim_q(ctx: Context) -> Finding:
     stream, s = compare(off, on, "rms_drift")
     f.details = [describe("residual-stream drift no_norm − pre_ln", stream, s)]
     est, seeds = compare(off, on, FED_DRIFT)
-    f = fill(f, [_fed_part(est, seeds)], ctx)
+    part = CLAIM_Q.probe_part("fed-input drift no_norm − pre_ln", est, seeds, DECLARED)
+    f = fill(f, [part], ctx)
     f.untestable = ctx.learned(on)
     probed = pd.concat([off, on])[FED_DRIFT].notna() if len(off) + len(on) else pd.Series()
     if len(probed) and not probed.any():  # runs recorded before the probe existed
@@ -134,5 +128,5 @@ CLAIM_Q = Claim(
     needs=(Cell("pre_ln"), Cell("no_norm")),
     test=claim_q,
     paper=UNSTATED,
-    probes=(FED_DRIFT,) if FED_DRIFT in PROBE_MIN_EFFECTS else (),
+    probes=(DECLARED,),
 )
