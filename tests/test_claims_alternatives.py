@@ -198,6 +198,7 @@ def test_eight_identical_step_times_of_one_pack_are_one_measurement():
     assert len(per_timer(pack)) == 1  # not 8 replicates
     # without a timer column (older summaries) identical values still count once
     assert len(per_timer(pack.drop(columns="step_timer"))) == 1
+    assert len(per_timer(pack.assign(step_timer=[f"run{i}" for i in range(8)]))) == 1
     ref = pd.concat([rows("pre_ln", lr, step_s=0.2 + lr, timer=f"p{lr}") for lr in LR_GRID])
     assert len(per_timer(ref)) == 4
     text = step_time_text("s/step", pack, ref)
@@ -207,8 +208,8 @@ def test_eight_identical_step_times_of_one_pack_are_one_measurement():
 
 
 def test_h_shows_step_times_one_per_pack():
-    frames = [rows("rmsnorm_pre", lr, step_s=0.3, timer=f"r{lr}") for lr in LR_GRID]
-    frames += [rows("pre_ln", lr, step_s=0.2, timer=f"p{lr}") for lr in LR_GRID]
+    frames = [rows("rmsnorm_pre", lr, step_s=0.3 + lr, timer=f"r{lr}") for lr in LR_GRID]
+    frames += [rows("pre_ln", lr, step_s=0.2 + lr, timer=f"p{lr}") for lr in LR_GRID]
     h = judge(*frames, claims=(CLAIM_H,))["h"]
     line = next(x for x in h.details if x.startswith("train s/step"))
     assert "4 vs 4" in line and "not tested" in line

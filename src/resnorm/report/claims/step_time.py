@@ -3,8 +3,9 @@
 The members of a pack train in one process under one StepTimer (training.callbacks), so
 each member's summary carries the pack's time: the same number k times, one measurement and
 not k replicates (as claims.verdicts treats identical per-seed values). Here each timer
-counts once: the rows' ``step_timer`` (the pack id, or the run's own directory); rows
-without it (older summaries) count identical values once.
+counts once: the rows' ``step_timer`` (the pack id, or the run's own directory), and
+bit-identical values count once whatever their timer (rows without one: older summaries,
+sources that do not record the pack).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ def per_timer(runs: pd.DataFrame, value: str = STEP_S) -> pd.Series:
     runs = runs[np.isfinite(runs[value].astype(float))]
     same = runs[value].map(lambda v: f"value:{float(v)!r}")
     key = runs[TIMER].astype(object).where(runs[TIMER].notna(), same) if TIMER in runs else same
-    return runs.groupby(key)[value].mean().astype(float)
+    out = runs.groupby(key)[value].mean().astype(float)
+    # two timers never read bit-identical times: such values are one measurement copied
+    # under another name (e.g. a source that does not record the pack)
+    return out[~out.duplicated()]
 
 
 def step_time_text(name: str, a: pd.DataFrame, b: pd.DataFrame) -> str:
