@@ -21,6 +21,7 @@ commands:
                               (or exports, results/NAME.jsonl.gz)
   export <dir> --out FILE     write a study's results to one compact file (no checkpoints)
   import FILE --into <dir>    seed a study directory from an export (a relaunch skips its runs)
+  plan [sources...] --study S which runs an adaptive study needs next, and why
   workspace push <spec.json>  save a W&B workspace spec `report --wandb-workspace` wrote offline
   bench {{{benches}}}
                               performance benchmarks (ratios measured side by side)
@@ -104,14 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         from resnorm.results.cli import export_main, import_main
 
         return (export_main if command == "export" else import_main)(rest)
+    if command == "plan":
+        from resnorm.report.plan_cli import main as plan_main
+
+        return plan_main(rest)
     if command == "workspace":
         from resnorm.report.workspace_cli import main as workspace_main
 
         return workspace_main(rest)
     parser = argparse.ArgumentParser(prog="resnorm", usage=USAGE)
     parser.error(
-        f"unknown command {command!r}; allowed: train, resume, report, export, import, bench, "
-        "probe, workspace"
+        f"unknown command {command!r}; allowed: train, resume, report, export, import, plan, "
+        "bench, probe, workspace"
     )
     return 2
 

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import pandas as pd
 
 from resnorm.report.analysis.probes import add_probe_columns
+from resnorm.report.claims.adaptive import declared_looks
 from resnorm.report.claims.lr_selection import VAL_COLUMNS
 from resnorm.report.claims.registry import CLAIMS
 from resnorm.report.claims.rules import Context, Finding, finish
-from resnorm.report.claims.verdicts import resolve
+from resnorm.report.claims.verdicts import ALPHA, resolve
 from resnorm.report.sources.rows import OBJECT_COLUMNS, usable
 
 
@@ -36,13 +37,17 @@ def contexts(df: pd.DataFrame) -> list[Context]:
     return out
 
 
-def all_findings(df: pd.DataFrame, primary: Sequence[str] | None = None) -> list[Finding]:
+def all_findings(
+    df: pd.DataFrame, primary: Sequence[str] | None = None, looks: int | None = None
+) -> list[Finding]:
     """Every claim on every task of the report, in claim order, with verdicts.
 
     The parts of the ``primary`` claims (keys; None: those the runs' study presets declare,
     ``declared_primary``, else every claim) form one Holm family
     (claims.verdicts), so the verdicts are set only once every finding is built; the other
-    claims' parts are exploratory: decided at the unadjusted α and marked so.
+    claims' parts are exploratory: decided at the unadjusted α and marked so. ``looks``
+    (None: what the runs' study presets declare, ``adaptive.declared_looks``): the planned
+    looks of an adaptive study; each is judged at α / looks (claims.adaptive).
     """
     ctxs = contexts(df)
     found = [c.test(ctx) for c in CLAIMS for ctx in ctxs]
@@ -51,7 +56,7 @@ def all_findings(df: pd.DataFrame, primary: Sequence[str] | None = None) -> list
     for f in found:
         for p in f.parts:
             p.primary = keys is None or f.id in keys
-    resolve(family)
+    resolve(family, ALPHA / (looks or declared_looks(df)))
     return [finish(f) for f in found]
 
 

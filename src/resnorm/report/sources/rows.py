@@ -81,6 +81,14 @@ def model_fields(s: dict[str, Any]) -> dict[str, Any]:
     return {**model, **{k: s[k] for k in LEGACY_MODEL_KEYS if s.get(k) is not None}}
 
 
+def _looks(spec: Any) -> float:
+    """1 + (max − start) / step of a study.adaptive spec; NaN for a fixed design."""
+    try:
+        return 1 + (int(spec["max"]) - int(spec["start"])) // int(spec["step"])
+    except (TypeError, KeyError, ValueError, ZeroDivisionError):
+        return math.nan
+
+
 def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
     """The flat row of one summary (stability.json / CSV parts are added by the caller)."""
     cfg = s.get("config") or {}
@@ -140,6 +148,8 @@ def summary_row(s: dict[str, Any], run_dir: str, source: str) -> dict[str, Any]:
         "error": s.get("error"),
         # the claims its study preset declares primary (conf/study/*.yaml study.primary)
         "study_primary": ",".join(map(str, (cfg.get("study") or {}).get("primary") or [])) or None,
+        # the planned looks of an adaptive study (study.adaptive): its verdicts' α is split
+        "study_looks": _looks((cfg.get("study") or {}).get("adaptive")),
     }
     for k, v in stab.items():
         if isinstance(v, int | float) and not isinstance(v, bool):
