@@ -79,7 +79,8 @@ def claim_d(ctx: Context) -> Finding:
         ctx,
         f"Judged at a depth (≥ {DEEP_MIN}) where no_norm fails. "
         + _selection_text("no_norm", f"learning rate from {grid_text()}")
-        + f" Parts at that depth, each variant at its own best lr there: (1) score(rezero) "
+        + f" Parts at that depth, rezero and pre_ln each at its own best lr there (both at "
+        f"lr {lr_text(BASE_LR)} where either grid is incomplete): (1) score(rezero) "
         f"− score(pre_ln), paired by seed, when it trains (seeds where both trained): not "
         f"worse by the margin ({ctx.margin:g} {ctx.metric}); (2) rezero fails less often than "
         f"no_norm (Fisher's exact test on failed seeds; must be shown, not merely not "
@@ -139,7 +140,8 @@ def claim_e(ctx: Context) -> Finding:
         ctx,
         "Judged at a depth where plain Post-LN fails. "
         + _selection_text("post_ln", grid)
-        + " Headline at that depth, deepnorm at its own best lr and warmup there too: "
+        + " Headline at that depth, deepnorm and post_ln each at its own best lr and warmup "
+        f"there (both at lr {lr_text(BASE_LR)} where either grid is incomplete): "
         "deepnorm fails less often than post_ln (Fisher's exact test on failed seeds; must be "
         "shown, not merely not contradicted). " + DECISION + " score(deepnorm) − "
         "score(post_ln) when both train is shown, not tested (where post_ln always fails "
@@ -157,15 +159,9 @@ def claim_e(ctx: Context) -> Finding:
     head = must_fail_less(f"failures at {at}", dn.judged, post.judged, ("deepnorm", "post_ln"))
     est, seeds = compare(dn.judged, post.judged, "value", JUDGE_KEYS)
     both = f"deepnorm − post_ln at {at}, {_where(dn, post)}, when both train"
-    trained = (
-        describe(both, est, seeds)
-        if est.n
-        else f"{both}: no seed where both trained ("
-        + failures.note(
-            failures.count(dn.judged), failures.count(post.judged), ("deepnorm", "post_ln")
-        )
-        + ")"
-    )
+    counts = failures.count(dn.judged), failures.count(post.judged)
+    none = f"{both}: no seed where both trained ({failures.note(*counts, ('deepnorm', 'post_ln'))})"
+    trained = describe(both, est, seeds) if est.n else none
     f.details = [*lines, dn.text, *([post.text] if post.text != chosen.text else []), trained]
     f = fill(f, [head], ctx)
     f.n = head.seeds  # the headline is on counts: its n is the seeds counted
