@@ -12,6 +12,7 @@ import pandas as pd
 from resnorm.report.analysis import frontier, lr_sensitivity
 from resnorm.report.analysis.baseline import Comparison, compare
 from resnorm.report.analysis.table import add_steps_to_target, summary_table, targets
+from resnorm.report.claims.adaptive import declared_looks
 from resnorm.report.claims.catalog import all_findings
 from resnorm.report.claims.rules import Finding
 from resnorm.report.figures.base import Fig
@@ -41,6 +42,7 @@ class ReportData:
     optuna: list[OptunaSection] = field(default_factory=list)
     workspace: str | None = None  # where the W&B workspace spec went
     baseline: Comparison | None = None  # NEW against --baseline OLD, never pooled into NEW
+    looks: int = 1  # planned looks of an adaptive study: each judged at α / looks
 
 
 def build(
@@ -71,6 +73,7 @@ def build(
         findings=all_findings(runs, primary),
         lr_table=lr_sensitivity.table(runs),
         frontier_table=frontier.frontier_table(runs),
+        looks=declared_looks(runs),
     )
     if baseline:
         old, _ = load_sources(baseline)

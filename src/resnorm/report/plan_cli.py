@@ -17,7 +17,10 @@ import pandas as pd
 import yaml
 
 from resnorm.paths import conf_dir
+from resnorm.report.claims.adaptive import Schedule, commands, plan
+from resnorm.report.claims.catalog import all_findings
 from resnorm.report.sources.classify import ReportError, classify
+from resnorm.report.sources.collect import load_sources
 
 PROG = "resnorm plan"
 
@@ -41,10 +44,6 @@ def main(argv: list[str]) -> int:
     p.add_argument("--task", action="append", default=[], help="task(s) to plan (default: "
                    "the preset's, and every task in the sources)")  # fmt: skip
     args = p.parse_args(argv)
-    from resnorm.report.claims.adaptive import Schedule, commands, plan
-    from resnorm.report.claims.catalog import all_findings
-    from resnorm.report.sources.collect import load_sources
-
     try:
         spec = study_spec(args.study)
         schedule = Schedule.of(spec.get("adaptive")) or Schedule()

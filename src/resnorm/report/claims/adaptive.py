@@ -21,6 +21,7 @@ import pandas as pd
 
 from resnorm.report.claims.finding import Finding
 from resnorm.report.claims.needs import Cell
+from resnorm.report.claims.registry import claim
 from resnorm.report.claims.verdicts import ALPHA, INCONCLUSIVE
 
 
@@ -104,8 +105,6 @@ def plan(
     open_claims: dict[tuple[str, Cell], list[str]] = {}
     all_cells: dict[tuple[str, Cell], list[str]] = {}
     by_key = {(f.task, f.id): f for f in findings}
-    from resnorm.report.claims.registry import claim  # the claims' cells
-
     for task in tasks:
         for key in primary:
             f = by_key.get((task, key))

@@ -218,10 +218,16 @@ def not_aggregated(data: ReportData) -> Table:
     return head, rows
 
 
-def methods() -> list[str]:
+def methods(looks: int = 1) -> list[str]:
     margins = ", ".join(f"{m} ±{v:g}" for m, v in MARGINS.items())
     minimums = ", ".join(f"{m} {v:g}" for m, v in MIN_EFFECTS.items())
     probes = ", ".join(f"{m} {v:g}" for m, v in PROBE_MIN_EFFECTS.items())
+    adaptive = (
+        f" per look: the study added seeds in {looks} planned looks, each judged at "
+        f"α/{looks} = {ALPHA / looks:.4g} (Bonferroni over the looks)"
+        if looks > 1
+        else ""
+    )
     return [
         f"Aggregation: a cell's runs are its seeds. Only runs with status {' or '.join(USABLE)} "
         "are aggregated; running, failed and pruned runs are listed, never averaged. A "
@@ -241,18 +247,20 @@ def methods() -> list[str]:
         "equivalent (inside ± the margin) or, for non-inferiority, not worse (above − the "
         "margin); else inconclusive. Its p-value is the smallest α that reaches that "
         "decision. The parts of the study's primary claims form one Holm–Bonferroni family "
-        f"at α = {ALPHA:g}; the other claims are exploratory (unadjusted, marked so). Values "
-        "identical in every seed are one measurement, not replicates: not tested.",
+        f"at α = {ALPHA:g}{adaptive}; the other claims are exploratory (unadjusted, marked "
+        "so). Values identical in every seed are one measurement, not replicates: not tested.",
         "Failures: a run failed when it diverged or its score closes less than "
         f"{FAIL_FRACTION:.0%} of the gap from chance to perfect. Scores are compared on the "
         "seeds where both arms trained; each arm's failures are shown as k/n with an exact "
         "(Clopper–Pearson) 95% interval, and claims about failing (b, e) test the counts "
-        "with Fisher's exact test.",
+        "with Fisher's exact test (b, c, d and e have such parts).",
         "Verdicts: supported when every part has its expected outcome; not supported when "
         "some part contradicts it (the outcome is shown: 'worse', or 'equivalent' where an "
         "effect was claimed, or 'better' where equivalence was); not testable when the "
         f"reference model did not learn the task (its mean closes < {LEARN_FRACTION:.0%} of "
-        "the gap from chance to perfect); otherwise inconclusive, naming the missing runs. "
+        "the gap from chance to perfect), or when a part's quantity cannot move the claimed "
+        "way (already at its ceiling, or no depth where the claimed failure occurs); "
+        "otherwise inconclusive, naming the missing runs. "
         "Deep claims are judged at the deepest depth where both arms have a complete cell.",
         lr_sensitivity.DEFINITION,
         "Divergence: non-finite loss or gradient, or smoothed loss above a multiple of the "

@@ -169,7 +169,7 @@ def render(data: ReportData) -> str:
         body += ["<h2 id='not-aggregated'>Runs not aggregated</h2>", table((head, rows))]
     body += [
         "<h2 id='methods'>Methods</h2><ul>",
-        *(f"<li>{escape(m)}</li>" for m in content.methods()),
+        *(f"<li>{escape(m)}</li>" for m in content.methods(data.looks)),
         "</ul>",
     ]
     return (

@@ -116,7 +116,7 @@ def render(data: ReportData) -> str:
     head, rows = content.not_aggregated(data)
     if rows:
         lines += ["## Runs not aggregated", ""] + md_table((head, rows))
-    lines += ["## Methods", ""] + [f"- {m}" for m in content.methods()] + [""]
+    lines += ["## Methods", ""] + [f"- {m}" for m in content.methods(data.looks)] + [""]
     return "\n".join(lines)
 
 
