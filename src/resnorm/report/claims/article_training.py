@@ -28,12 +28,9 @@ __all__ = ["CLAIM_O", "CLAIM_P", "CLAIM_Q", "CLAIM_R"]
 # differ by less than the gap's own minimum effect: a difference in fit smaller than the
 # smallest gap difference that matters cannot by itself make one.
 MATCH = PROBE_MIN_EFFECTS["gen_gap"]
-# (q): rules.PROBE_MIN_EFFECTS is to hold FED_DRIFT (0.1: a ~10% change of the scale each
-# sublayer is fed) in place of "rms_drift", which no part tests any more; until it does,
-# (q) declares "rms_drift", whose 0.1 is the same ~10% change of scale.
+# (q): the drift of what each sublayer is fed (rules.PROBE_MIN_EFFECTS: a ~10% change)
 FED_DRIFT = "sublayer_input_drift"
-DECLARED = FED_DRIFT if FED_DRIFT in PROBE_MIN_EFFECTS else "rms_drift"
-FED_DRIFT_MIN = PROBE_MIN_EFFECTS[DECLARED]
+FED_DRIFT_MIN = PROBE_MIN_EFFECTS[FED_DRIFT]
 
 
 def _base(ctx: Context, arch: str, trained: bool = False) -> pd.DataFrame:
@@ -109,7 +106,7 @@ def claim_q(ctx: Context) -> Finding:
     stream, s = compare(off, on, "rms_drift")
     f.details = [describe("residual-stream drift no_norm − pre_ln", stream, s)]
     est, seeds = compare(off, on, FED_DRIFT)
-    part = CLAIM_Q.probe_part("fed-input drift no_norm − pre_ln", est, seeds, DECLARED)
+    part = CLAIM_Q.probe_part("fed-input drift no_norm − pre_ln", est, seeds, FED_DRIFT)
     f = fill(f, [part], ctx)
     f.untestable = ctx.learned(on)
     probed = pd.concat([off, on])[FED_DRIFT].notna() if len(off) + len(on) else pd.Series()
@@ -128,5 +125,5 @@ CLAIM_Q = Claim(
     needs=(Cell("pre_ln"), Cell("no_norm")),
     test=claim_q,
     paper=UNSTATED,
-    probes=(DECLARED,),
+    probes=(FED_DRIFT,),
 )

@@ -54,7 +54,8 @@ PROBE_MIN_EFFECTS = {
     "lr_sensitivity": 0.05,  # nats
     "steps_to_target": 50.0,  # steps: one validation interval of the findings study
     "gen_gap": 0.02,  # nats: test loss − final train loss
-    "rms_drift": 0.1,  # mean |ln(final / init)| of the residual stream's RMS: ~10%
+    # mean |ln(final / init)| of the RMS each sublayer is fed (after its norm): ~10%
+    "sublayer_input_drift": 0.1,
 }
 # A reference model "learned the task" when its mean closes this much of chance -> perfect.
 LEARN_FRACTION = 0.25
