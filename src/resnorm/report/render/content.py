@@ -14,6 +14,7 @@ from resnorm.report.analysis.stats import LEVEL
 from resnorm.report.analysis.table import TARGET_FRACTION, group_keys
 from resnorm.report.build import ReportData
 from resnorm.report.claims import budget
+from resnorm.report.claims.modalities import across
 from resnorm.report.claims.needs import MIN_SEEDS
 from resnorm.report.claims.rules import LEARN_FRACTION, MARGINS, MIN_EFFECTS, PROBE_MIN_EFFECTS
 from resnorm.report.claims.verdicts import ALPHA
@@ -117,8 +118,9 @@ def targets_line(data: ReportData) -> str:
 
 
 def verdict_matrix(data: ReportData) -> tuple[Table, list[list[str]]]:
-    """Claim × task: each cell the verdict (outcome) and effect [95% CI]; also each cell's
-    bare verdict, for colouring. Empty when the report has no findings."""
+    """Claim × task: each cell the verdict (outcome) and effect [95% CI], and a last column
+    "across modalities" (claims.modalities); also each cell's bare verdict, for colouring.
+    Empty when the report has no findings."""
     tasks = sorted({f.task for f in data.findings})
     if not tasks:
         return ([], []), []
@@ -130,9 +132,10 @@ def verdict_matrix(data: ReportData) -> tuple[Table, list[list[str]]]:
         rows.append(
             [f"({cid}) {claim}"]
             + [f"{c.verdict_text()} · {c.effect_text()}" if c else "–" for c in cells]
+            + [across([c for c in cells if c])]
         )
-        verdicts.append([""] + [c.verdict if c else "" for c in cells])
-    return (["claim", *tasks], rows), verdicts
+        verdicts.append([""] + [c.verdict if c else "" for c in cells] + [""])
+    return (["claim", *tasks, "across modalities"], rows), verdicts
 
 
 def findings_table(data: ReportData) -> Table:
