@@ -14,9 +14,18 @@ import pytest
 from scipy import stats as sps
 
 from resnorm.report.analysis import failures, stats
+from resnorm.report.analysis.probes import add_probe_columns
 from resnorm.report.claims.ceiling import CeilingPart, ceiling
 from resnorm.report.claims.either import either
-from resnorm.report.claims.literature_stability import CLAIM_A, CLAIM_B, CLAIM_C
+from resnorm.report.claims.literature_stability import (
+    CLAIM_A,
+    CLAIM_B,
+    CLAIM_C,
+    LAST,
+    exponent_depths,
+    local_exponent,
+    theorem_1,
+)
 from resnorm.report.claims.literature_warmup import gain_estimate, warmup_arms, warmup_gain
 from resnorm.report.claims.rules import Context, finish
 from resnorm.report.claims.verdicts import (
@@ -96,7 +105,8 @@ def test_a_growing_post_ln_and_flat_pre_ln_support_it():
     f = _judge(CLAIM_A, *_grad_study(np.random.default_rng(1), 0.5, 0.0))
     assert [p.outcome for p in f.parts] == [BETTER, EQUIVALENT, BETTER]
     assert f.verdict == SUPPORTED
-    assert any("Theorem 1" in d and "Not judged" in d for d in f.details)
+    # one depth only: Theorem 1's exponent is not estimated, and says why
+    assert any("Theorem 1" in d and "no two depths" in d for d in f.details)
 
 
 def test_a_counts_one_init_per_architecture_and_seed_at_depths_both_arms_have():
@@ -110,6 +120,87 @@ def test_a_counts_one_init_per_architecture_and_seed_at_depths_both_arms_have():
     assert f.parts[0].seeds == SEEDS and f.parts[0].est.n == SEEDS
     assert f.parts[0].est.mean == pytest.approx(post["init_grad_slope"].mean())
     assert f.verdict == SUPPORTED
+
+
+# ---- (a), Theorem 1: the local depth exponent of the last block's gradient norm ----
+
+# per arm, the exponent between each pair of adjacent depths (a power law piecewise)
+EXPONENTS = {"post_ln": {8: 1.0, 16: 0.0}, "pre_ln": {8: 1.0, 16: -0.5}}
+
+
+def _last_ln(rng, arch, depths=(4, 8, 16)):
+    """One arm's runs at each depth: ln(last-block norm) follows EXPONENTS from depth 4
+    up (ln-per-ln(depth)), each seed with its own offset and a little noise."""
+    offset = rng.normal(0.0, 0.3, SEEDS)
+    frames, y = [], offset.copy()
+    for prev, d in zip((None, *depths), depths, strict=False):
+        if prev is not None:
+            y = y + EXPONENTS[arch][d] * math.log(d / prev) + rng.normal(0.0, 0.01, SEEDS)
+        frames.append(_rows(arch, _noise(rng, 0.8), depth=d, init_grad_slope=0.0, **{LAST: y}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _expected(runs, lo, hi):
+    at = runs.set_index(["depth", "seed"])[LAST]
+    return ((at[hi] - at[lo]) / math.log(hi / lo)).dropna()
+
+
+def test_a_exponent_is_from_the_two_largest_depths_both_arms_have():
+    """Depths 4, 8, 16 for both arms (4 → 8 grows by ln-slope 1 in both) and a depth 32
+    only post_ln has: the exponents are those from 8 to 16, whatever depth 4 or 32 say."""
+    rng = np.random.default_rng(5)
+    post, pre = _last_ln(rng, "post_ln"), _last_ln(rng, "pre_ln")
+    lone = _rows("post_ln", _noise(rng, 0.8), depth=32, **{LAST: 9.0})
+    assert exponent_depths(pd.concat([post, lone]), pre) == [8, 16]
+    for arm, truth in ((post, 0.0), (pre, -0.5)):
+        got = local_exponent(arm, 8, 16)
+        assert got.to_numpy() == pytest.approx(_expected(arm, 8, 16).to_numpy())
+        assert got.mean() == pytest.approx(truth, abs=0.05)
+    f = _judge(CLAIM_A, post, pre, lone)
+    shown = [d for d in f.details if "d ln(depth)" in d]
+    assert len(shown) == 3 and all("depth 8 → 16" in d for d in shown)
+    assert "post_ln" in shown[0] and "asymptotic: 0)" in shown[0] and "n=8" in shown[0]
+    assert "pre_ln" in shown[1] and "asymptotic: -0.5)" in shown[1]
+    # a shallower depth neither arm's exponent is taken from changes nothing shown
+    deep_only = [g[g["depth"] > 4] for g in (post, pre)]
+    assert theorem_1(*deep_only) == theorem_1(post, pre)
+    # without depth 16, the exponent comes from 4 → 8 instead (ln-slope 1 for both)
+    shallow = [g[g["depth"] < 16] for g in (post, pre)]
+    assert exponent_depths(*shallow) == [4, 8]
+    assert local_exponent(shallow[1], 4, 8).mean() == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_exponent_drops_a_seed_missing_at_one_depth():
+    """pre_ln's seed 0 has no last-block norm at depth 16 and an outlier at depth 8: it is
+    left out (n = 7), not compared unpaired with the other seeds."""
+    rng = np.random.default_rng(6)
+    post, pre = _last_ln(rng, "post_ln", (8, 16)), _last_ln(rng, "pre_ln", (8, 16))
+    at = lambda d: (pre["depth"] == d) & (pre["seed"] == 0)  # noqa: E731
+    pre.loc[at(16), LAST] = math.nan
+    pre.loc[at(8), LAST] = 50.0
+    got = local_exponent(pre, 8, 16)
+    assert sorted(got.index) == list(range(1, SEEDS))
+    assert got.mean() == pytest.approx(_expected(pre, 8, 16).mean())
+    assert got.mean() == pytest.approx(-0.5, abs=0.05)
+    lines = theorem_1(post, pre)
+    assert "n=7" in lines[1] and "n=7" in lines[2] and "n=8" in lines[0]
+    # a depth where one arm keeps fewer than MIN_SEEDS seeds is not a complete cell
+    pre.loc[(pre["depth"] == 16) & (pre["seed"] > 1), LAST] = math.nan
+    assert exponent_depths(post, pre) == []
+
+
+def test_the_last_block_gradient_norm_column_is_its_log():
+    probe = {"grad_norm": {"block": [1.0, 2.0, math.e**2]}}
+    runs = pd.DataFrame(
+        {
+            "init_probe": [probe, None, {"grad_norm": {"block": [1.0, 0.0]}}],
+            "final_probe": [None, None, None],
+            "diverged": [False, False, False],
+            "test_loss": [1.0, 1.0, 1.0],
+        }
+    )
+    out = add_probe_columns(runs)[LAST]
+    assert out[0] == pytest.approx(2.0) and math.isnan(out[1]) and math.isnan(out[2])
 
 
 # ---- the EitherPart: one decision over a failure form and a score form ----

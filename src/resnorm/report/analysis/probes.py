@@ -54,6 +54,12 @@ def _last(values: list[float] | None) -> float:
     return values[-1] if values else math.nan
 
 
+def last_log(profile: list[float] | None) -> float:
+    """ln of the last (output-side) block's gradient norm; NaN when absent or not > 0."""
+    last = _last(profile)
+    return math.log(last) if math.isfinite(last) and last > 0 else math.nan
+
+
 def _max_logit(probe: dict[str, Any] | None) -> float:
     if not isinstance(probe, dict) or not probe.get("attn_max_logit"):
         return math.nan
@@ -99,14 +105,16 @@ def _fed(probe: dict[str, Any] | None) -> np.ndarray | None:
 
 
 def add_probe_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Columns: init_grad_slope, init_grad_spread, init/final_cos_last, init/final entropy and
-    max logit, rms_drift, sublayer_input_drift, final_train_loss and gen_gap (test loss −
-    final train loss); NaN where a run has no probe or curve."""
+    """Columns: init_grad_slope, init_grad_spread, init_grad_last_ln (ln of the last block's
+    gradient norm: its depth scaling is Xiong et al.'s Theorem 1), init/final_cos_last,
+    init/final entropy and max logit, rms_drift, sublayer_input_drift, final_train_loss and
+    gen_gap (test loss − final train loss); NaN where a run has no probe or curve."""
     df = df.copy()
     init, final = df["init_probe"], df["final_probe"]
     profiles = [grad_profile(p) for p in init]
     df["init_grad_slope"] = [log_slope(p) if p else math.nan for p in profiles]
     df["init_grad_spread"] = [spread_of_log(p) if p else math.nan for p in profiles]
+    df["init_grad_last_ln"] = [last_log(p) for p in profiles]
     df["init_cos_last"] = [_last(layer_series(p, "token_cosine")) for p in init]
     df["final_cos_last"] = [_last(layer_series(p, "token_cosine")) for p in final]
     for phase, col in (("init", init), ("final", final)):
