@@ -15,6 +15,7 @@ from scipy import stats as sps
 
 from resnorm.report.analysis import failures, stats
 from resnorm.report.analysis.probes import add_probe_columns
+from resnorm.report.claims.article import CLAIM_K, CLAIM_L, CLAIM_M
 from resnorm.report.claims.ceiling import CeilingPart, ceiling
 from resnorm.report.claims.either import either
 from resnorm.report.claims.literature_stability import (
@@ -160,7 +161,7 @@ def test_a_exponent_is_from_the_two_largest_depths_both_arms_have():
     shown = [d for d in f.details if "d ln(depth)" in d]
     assert len(shown) == 3 and all("depth 8 → 16" in d for d in shown)
     assert "post_ln" in shown[0] and "asymptotic: 0)" in shown[0] and "n=8" in shown[0]
-    assert "pre_ln" in shown[1] and "asymptotic: -0.5)" in shown[1]
+    assert "pre_ln" in shown[1] and "asymptotic: −0.5)" in shown[1]
     # a shallower depth neither arm's exponent is taken from changes nothing shown
     deep_only = [g[g["depth"] > 4] for g in (post, pre)]
     assert theorem_1(*deep_only) == theorem_1(post, pre)
@@ -201,6 +202,27 @@ def test_the_last_block_gradient_norm_column_is_its_log():
     )
     out = add_probe_columns(runs)[LAST]
     assert out[0] == pytest.approx(2.0) and math.isnan(out[1]) and math.isnan(out[2])
+
+
+# ---- (k)-(m): the test texts say the one-interval decision they make ----
+
+
+@pytest.mark.parametrize("claim", [CLAIM_K, CLAIM_L, CLAIM_M], ids=lambda c: c.key)
+def test_article_test_texts_state_the_one_interval_decision(claim):
+    probes = ("init_grad_spread", "init_attn_entropy", "init_attn_max_logit")
+    probes += ("final_attn_entropy", "final_attn_max_logit")
+    rng = np.random.default_rng(7)
+    archs = ("plain", "no_norm", "no_residual", "pre_ln", "uncentered_ln", "bert")
+    runs = [
+        _rows(a, _noise(rng, 0.8), heads=h, **{c: 0.0 for c in probes})
+        for a in (*archs, "unscaled_attn")
+        for h in (4, 1)
+    ]
+    text = _judge(claim, *runs).test
+    assert "(1 − α) interval" in text
+    assert "Holm-adjusted when the claim is primary, else exploratory" in text
+    assert "t-test" not in text and "TOST" not in text and "(Holm)" not in text
+    assert ("when it trains" in text) == (claim.key in "lm")
 
 
 # ---- the EitherPart: one decision over a failure form and a score form ----

@@ -77,6 +77,10 @@ def local_exponent(runs: pd.DataFrame, lo: float, hi: float) -> pd.Series:
     return pairs.groupby("seed")["diff"].mean() / math.log(hi / lo)
 
 
+def _g(x: float) -> str:
+    return f"{x:g}".replace("-", "−")
+
+
 def _paired(per_seed: pd.Series) -> Estimate:
     return replace(mean_ci(per_seed), paired=True) if len(per_seed) else NONE
 
@@ -95,7 +99,7 @@ def theorem_1(post: pd.DataFrame, pre: pd.DataFrame) -> list[str]:
     slopes = {a: local_exponent(g, lo, hi) for a, g in (("post_ln", post), ("pre_ln", pre))}
     name = f"d ln(last-block gradient norm at init) / d ln(depth), depth {lo:g} → {hi:g}"
     lines = [
-        describe(f"{a} {name} (Theorem 1, asymptotic: {THEOREM_1[a]:g})", _paired(x), len(x))
+        describe(f"{a} {name} (Theorem 1, asymptotic: {_g(THEOREM_1[a])})", _paired(x), len(x))
         for a, x in slopes.items()
     ]
     both = (slopes["pre_ln"] - slopes["post_ln"]).dropna()  # paired by seed
@@ -111,14 +115,15 @@ def claim_a(ctx: Context) -> Finding:
         f"against layer position 0..1 (0 = input side), at the depths ≥ {GRAD_MIN_DEPTH} both "
         f"arms have; one run per architecture and seed (init does not depend on lr or "
         f"warmup), each seed averaged over those depths. Supported iff all three parts "
-        f"hold: post_ln's slope is better (> 0 by at least {m:g}: it grows toward the "
-        f"output), pre_ln's slope is equivalent to 0 (its interval within ±{m:g}: flat), and "
-        f"post_ln − pre_ln (paired by depth and seed) is better. Each part is one decision "
-        f"from one (1 − α) interval, Holm-adjusted when the claim is primary, else "
-        f"exploratory (unadjusted). Also reported, not tested: Theorem 1's depth scaling of "
-        f"the last block's gradient norm, per arm the local exponent d ln(norm) / d ln(depth) "
-        f"between the two largest depths where both arms have {MIN_SEEDS} seeds (paired by "
-        f"seed), against its asymptotic predictions 0 (post_ln) and −0.5 (pre_ln).",
+        f"hold: post_ln's slope is better (interval above 0 and mean ≥ {m:g}: it grows "
+        f"toward the output), pre_ln's slope is equivalent to 0 (its interval inside ±{m:g}: "
+        f"flat), and post_ln − pre_ln (paired by depth and seed) is better. Each part is one "
+        f"decision from one two-sided (1 − α) interval, Holm-adjusted when the claim is "
+        f"primary, else exploratory (unadjusted). Also reported, not tested: Theorem 1's "
+        f"depth scaling of the last block's gradient norm, per arm the local exponent "
+        f"d ln(norm) / d ln(depth) between the two largest depths where both arms have "
+        f"{MIN_SEEDS} seeds (paired across them by seed), against its asymptotic "
+        f"predictions 0 (post_ln) and −0.5 (pre_ln).",
         unit="ln-growth across the stack (post_ln)",
     )
     post, pre = (
@@ -151,10 +156,9 @@ CLAIM_A = Claim(
     needs=(Cell("post_ln"), Cell("pre_ln"), Cell("post_ln", depth=16), Cell("pre_ln", depth=16)),
     test=claim_a,
     paper="Xiong et al. 2020 measure the FFN's second weight W² per layer at init with a "
-    "token-level translation loss (d = 512, 6 layers, ReLU); " + HERE + ", also depth 16 "
-    "here (Theorem 1's exponent between 8 and 16), the whole "
-    "block's gradient on one probe batch. `resnorm probe xiong` measures their quantity "
-    "in their setting (docs/xiong.md).",
+    "token-level translation loss (d = 512, 6 layers, ReLU); " + HERE + ", and depth 16 "
+    "for Theorem 1's exponent; the whole block's gradient on one probe batch. `resnorm "
+    "probe xiong` measures their quantity in their setting (docs/xiong.md).",
     probes=(SLOPE,),
 )
 
