@@ -163,3 +163,24 @@ def test_the_table_keys_rows_by_heads_and_sets_rows_side_by_side_on_one_lr_set()
     head, rows = content.lr_table(SimpleNamespace(lr_table=t))
     assert head[:4] == ["task", "variant", "depth", "heads"] and "LR set" in head
     assert {r[3] for r in rows} == {"1", "4"}
+
+
+def test_lr_figure_plots_the_common_clamp():
+    """The LR-sweep figure shows what (f) and (n) average: one L_0 per task, not each
+    variant's own init loss (no_norm's diverged run sits at 2.3, not at its own 3.95)."""
+    from resnorm.report.figures.aggregated import clamped_losses
+
+    runs = pd.DataFrame(
+        {
+            "task": ["t"] * 4,
+            "arch": ["pre_ln", "pre_ln", "no_norm", "no_norm"],
+            "lr": [1e-3, 1e-1, 1e-3, 1e-1],
+            "seed": [0, 0, 0, 0],
+            "init_loss": [2.3, 2.3, 3.95, 3.95],
+            "test_loss": [0.3, 2.9, 0.4, float("nan")],
+            "diverged": [False, False, False, True],
+            "usable": [True] * 4,
+        }
+    )
+    got = clamped_losses(runs)["clamped"].tolist()
+    assert got == pytest.approx([0.3, 2.3, 0.4, 2.3])

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from resnorm.report.analysis import lr_sensitivity
 from resnorm.report.analysis.stats import mean_ci
 from resnorm.report.analysis.table import modal_setting
 from resnorm.report.figures.base import Fig, grid, metric_label, save, shared_legend, tex_safe
@@ -116,13 +117,19 @@ def heatmap_figure(df: pd.DataFrame, out: Path, axis: str, name: str, label: str
     )
 
 
-def lr_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> Fig | None:
-    """Final test loss vs learning rate per variant (diverged runs shown at the init loss)."""
-    ok = usable(df)
-    # min(test loss, init loss); a run without a probed init loss (stability off, other
-    # sources) counts with its finite test loss, and is left out when it has neither
+def clamped_losses(ok: pd.DataFrame) -> pd.DataFrame:
+    """``ok`` with ``clamped`` = min(test loss, L_0), L_0 the task's one clamp
+    (lr_sensitivity.clamps, common to every variant): the quantity LR sensitivity averages.
+    A run without a finite test loss (diverged) sits at L_0; a task without a probed init
+    loss shows its finite test losses; a run with neither is left out."""
+    l0 = ok["task"].map(lr_sensitivity.clamps(ok)).astype(float)
     test_loss = ok["test_loss"].where(np.isfinite(ok["test_loss"]))
-    ok = ok.assign(clamped=np.fmin(test_loss, ok["init_loss"])).dropna(subset=["clamped"])
+    return ok.assign(clamped=np.fmin(test_loss, l0)).dropna(subset=["clamped"])
+
+
+def lr_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> Fig | None:
+    """Final test loss vs learning rate per variant (diverged runs shown at the clamp L_0)."""
+    ok = clamped_losses(usable(df))
     tasks = [t for t, g in ok.groupby("task") if g.groupby("arch")["lr"].nunique().max() >= 3]
     if not tasks:
         return None
@@ -146,7 +153,7 @@ def lr_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> Fig | N
         ax.set_xscale("log")
         ax.set_title(tex_safe(task))
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("min(final test loss, init loss)")
+        ax.set_ylabel("min(final test loss, L₀)")
         ax.grid(alpha=0.3)
     shared_legend(fig, axes)
     return save(
@@ -155,6 +162,7 @@ def lr_figure(df: pd.DataFrame, out: Path, palette: dict[str, tuple]) -> Fig | N
         "lr_sweep",
         "lr",
         "Final loss across the LR grid",
-        "Mean over seeds of min(final test loss, loss at init), the quantity LR "
-        "sensitivity averages; red x: a diverged seed.",
+        "Mean over seeds of min(final test loss, L₀), L₀ the task's one clamp (the lowest "
+        "loss at init of its cells): the quantity LR sensitivity averages; red x: a "
+        "diverged seed.",
     )
