@@ -87,6 +87,11 @@ def test_decided_claims_stop_their_cells_and_open_ones_get_the_next_round():
     # a gap in the seeds is a run still to come: the cell has 2 seeds done, not 3
     gappy = _runs(c, task, [0, 1, 3])
     assert {p.done for p in plan(found, gappy, [task], ["c"], s)} == {2}
+    # a run still training is not done; a task the runs lack has none done
+    running = _runs(c, task, range(4)).assign(status="completed")
+    running.loc[running["seed"] == 3, "status"] = "running"
+    assert {p.done for p in plan(found, running, [task], ["c"], s)} == {3}
+    assert {p.done for p in plan(found, running, ["nlp_charlm"], ["c"], s)} == {0}
 
 
 def test_declared_looks_come_from_the_runs_study_config():

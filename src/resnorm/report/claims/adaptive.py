@@ -13,12 +13,13 @@ measures both the error rate and the saving.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from resnorm.outputs import FAILED, FINISHED
 from resnorm.report.claims.finding import Finding
 from resnorm.report.claims.needs import Cell
 from resnorm.report.claims.registry import claim
@@ -66,6 +67,9 @@ def declared_looks(df: pd.DataFrame) -> int:
     return int(looks.max()) if len(looks) else 1
 
 
+ENDED = (*FINISHED, FAILED)
+
+
 @dataclass
 class CellPlan:
     task: str
@@ -76,16 +80,18 @@ class CellPlan:
 
 
 def seeds_done(runs: pd.DataFrame, task: str, cell: Cell) -> int:
-    """How many of seeds 0, 1, 2, … the cell has, counted up to the first gap: rounds add
-    seeds in order, so a gap is a run still to come."""
+    """How many of seeds 0, 1, 2, … the cell has ended (completed, diverged, pruned or
+    failed; a run still running is to come), counted up to the first gap: rounds add seeds
+    in order, so a gap is a run still to come."""
     if runs.empty:
         return 0
-    g = runs[(runs["task"] == task) & (runs["arch"] == cell.arch)]
+    ended = runs["status"].isin(ENDED) if "status" in runs else True
+    mask = (runs["task"] == task) & (runs["arch"] == cell.arch) & ended
     for col, v in (("depth", cell.depth), ("lr", cell.lr), ("warmup_steps", cell.warmup),
                    ("heads", cell.heads), ("dim", cell.dim)):  # fmt: skip
-        if col in g:
-            g = g[[math.isclose(float(x), float(v), rel_tol=1e-9) for x in g[col]]]
-    have = {int(s) for s in g["seed"].dropna()}
+        if col in runs:
+            mask &= np.isclose(pd.to_numeric(runs[col], errors="coerce"), float(v), rtol=1e-9)
+    have = {int(s) for s in runs.loc[mask, "seed"].dropna()}
     n = 0
     while n in have:
         n += 1
