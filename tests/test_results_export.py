@@ -138,3 +138,16 @@ def test_seeded_study_runs_only_what_the_export_lacks(sweep, tmp_path):
     # importing again keeps what is there
     res = resnorm("import", str(tmp_path / "part.jsonl.gz"), "--into", str(study), cwd=tmp_path)
     assert "0 runs" in res.stdout and "6 already there" in res.stdout
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def test_committed_exports_are_compact_and_readable():
+    """results/ travels with the repository: under 30 MB, every file a readable export."""
+    files = sorted(RESULTS.glob("*.jsonl.gz"))
+    assert files, "results/ holds the findings study's exports"
+    assert sum(p.stat().st_size for p in RESULTS.rglob("*") if p.is_file()) < 30e6
+    for path in files:
+        records = list(read_records(path))
+        assert records and all(SUMMARY in r.files for r in records)
