@@ -90,11 +90,16 @@ def run_key(config: dict[str, Any]) -> str:
 def read_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(run_dir) / SUMMARY
     with open(path) as f:
-        data = json.load(f)
+        return check_schema(json.load(f), str(path))
+
+
+def check_schema(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` when its summary schema is one this code reads; else a ValueError naming
+    ``where`` (a summary written by a newer resnorm)."""
     schema = data.get("schema")
     if not isinstance(schema, int) or schema > SUMMARY_SCHEMA:
         raise ValueError(
-            f"{path}: summary schema {schema!r} is newer than this resnorm understands "
+            f"{where}: summary schema {schema!r} is newer than this resnorm understands "
             f"(<= {SUMMARY_SCHEMA}); upgrade resnorm"
         )
     return data

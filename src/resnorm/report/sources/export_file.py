@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from resnorm.outputs import METRICS_CSV, STABILITY, SUMMARY, SUMMARY_SCHEMA
+from resnorm.outputs import METRICS_CSV, STABILITY, SUMMARY, check_schema
 from resnorm.report.sources.classify import ReportError
 from resnorm.report.sources.rows import summary_row
 from resnorm.report.sources.run_dirs import add_run_files, parse_stability
@@ -29,12 +29,10 @@ def load_export(path: Path, rows: list[dict], skipped: list[str]) -> None:
             if not isinstance(s, dict) or "status" not in s:
                 skipped.append(f"{where}/{SUMMARY}: not a resnorm summary (no 'status')")
                 continue
-            schema = s.get("schema")
-            if not isinstance(schema, int) or schema > SUMMARY_SCHEMA:
-                raise ReportError(
-                    f"{where}: summary schema {schema!r} is newer than this resnorm "
-                    f"understands (<= {SUMMARY_SCHEMA}); upgrade resnorm"
-                )
+            try:
+                check_schema(s, where)
+            except ValueError as exc:
+                raise ReportError(str(exc)) from exc
             csv = record.files.get(METRICS_CSV)
             row = summary_row(s, where, "export")
             rows.append(
