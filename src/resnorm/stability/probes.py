@@ -104,6 +104,6 @@ def forward_probe(model: nn.Module, inputs: Any) -> dict[str, Any]:
     # one device -> host transfer for everything
     host = {k: torch.stack(v).cpu().tolist() for k, v in stats.items()}
     host["token_cosine_input"] = host.pop("input")[0]
-    fed = host.pop("fed")  # forward order: attn, ffn of block 0, then block 1, ...
-    host["sublayer_input_rms"] = [fed[i : i + 2] for i in range(0, len(fed), 2)]
+    fed, k = host.pop("fed"), len(SUBLAYER_NAMES)  # forward order: block 0's sublayers, ...
+    host["sublayer_input_rms"] = [fed[i : i + k] for i in range(0, len(fed), k)]
     return host
