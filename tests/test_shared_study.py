@@ -200,7 +200,12 @@ def test_three_launchers_divide_a_study_and_a_killed_ones_run_is_taken_over(tmp_
     with open(sweep / "index.csv", newline="") as f:
         index = list(csv.DictReader(f))
     assert len(index) == 6 and {r["status"] for r in index} == {"completed"}
-    assert any("resnorm: waiting for" in o or "taking over" in o for o in outs[1:])
+    # every takeover the claim log records is announced by the launcher that made it
+    for name in takeovers:
+        if "(took over from" in starts[name][1]:
+            lines = [ln for o in outs[1:] for ln in o.splitlines()]
+            assert any(ln.startswith("resnorm: took over a stale claim (")
+                       and ln.endswith(f"[{sweep / name}]") for ln in lines), outs[1:]  # fmt: skip
 
 
 def test_settle_without_waiting_names_the_runs_held_elsewhere(tmp_path, capsys):

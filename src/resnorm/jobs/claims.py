@@ -113,6 +113,7 @@ class Claim:
     run_dir: Path
     token: str
     opts: ClaimOptions
+    took_over: str = ""  # the stale claim this one replaced, described ("" if none)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -199,6 +200,7 @@ def acquire(run_dir: str | os.PathLike[str], opts: ClaimOptions) -> Claim | Hold
     for _ in range(5):  # a claim may vanish or turn stale between two looks
         claim = _create(run_dir, opts)
         if claim is not None:
+            claim.took_over = took_over.describe() if took_over else ""
             claim.start_heartbeat()
             me = f"{socket.gethostname()} pid {os.getpid()} token {claim.token[:8]}"
             extra = f" (took over from {took_over.describe()})" if took_over else ""

@@ -108,6 +108,8 @@ def claim(cfg: DictConfig | dict[str, Any], run_dir: str) -> Claim | RankClaim |
         return RankClaim()
     got = acquire(run_dir, ClaimOptions.from_config(cfg.get("claims")))
     if isinstance(got, Claim):
+        if got.took_over:  # a killed launcher's run, resumed here from its checkpoint
+            print(f"resnorm: took over a stale claim ({got.took_over}) [{run_dir}]", flush=True)
         return got
     print(f"resnorm: skipped (claimed by {got.describe()}) [{run_dir}]", flush=True)
     return None
