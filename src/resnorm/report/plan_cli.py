@@ -4,6 +4,8 @@ Reads the study preset (conf/study/NAME.yaml: its primary claims and ``study.ada
 schedule) and the runs so far (run directories or exports, as ``resnorm report`` does),
 judges the primary claims at this look's level (claims.adaptive) and prints, per cell, the
 seeds done, the next round and the reason, then the `resnorm train -m` lines that run it.
+For the frontier study (a preset with ``study.frontier_bars``): per seed, the next learning
+rate of the search that brackets its max stable LR (``frontier_search``).
 Exit status 0; 2 on a bad argument or an unreadable source.
 """
 
@@ -17,6 +19,8 @@ import pandas as pd
 import yaml
 
 from resnorm.paths import conf_dir
+from resnorm.report import frontier_search
+from resnorm.report.analysis.frontier_bar import configured_bars
 from resnorm.report.claims.adaptive import Schedule, commands, plan
 from resnorm.report.claims.catalog import all_findings
 from resnorm.report.sources.classify import ReportError, classify
@@ -34,6 +38,7 @@ def study_spec(name: str) -> dict:
     spec = dict(cfg.get("study") or {})
     params = ((cfg.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
     spec["tasks"] = [t for t in str(params.get("task", "")).split(",") if t]
+    spec["params"] = params
     return spec
 
 
@@ -48,12 +53,17 @@ def main(argv: list[str]) -> int:
         spec = study_spec(args.study)
         schedule = Schedule.of(spec.get("adaptive")) or Schedule()
         primary = [str(k) for k in spec.get("primary") or []]
-        if not primary:
+        search = "frontier_bars" in spec
+        if not primary and not search:
             raise ReportError(f"study {args.study!r} declares no primary claims (study.primary)")
-        runs = pd.DataFrame(columns=["task", "arch", "seed", "status", "usable"])
+        runs = pd.DataFrame(columns=["task", "arch", "depth", "lr", "seed", "status", "usable"])
         if args.sources:
             runs = load_sources([classify(s) for s in args.sources])[0].runs
-    except (ReportError, ValueError) as exc:
+        if search:
+            if args.task:
+                spec["params"] = {**spec["params"], "task": ",".join(args.task)}
+            return frontier_plan(args.study, spec, runs)
+    except (ReportError, ValueError, KeyError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     tasks = args.task or sorted({*spec["tasks"], *runs["task"].dropna()})
@@ -75,4 +85,28 @@ def main(argv: list[str]) -> int:
     print(f"runs: {done} done, {todo} next; a fixed design of 8 seeds: {8 * len(plans)}")
     lines = commands(plans, args.study)
     print("\n".join(lines) if lines else "nothing left to run: every cell has stopped")
+    return 0
+
+
+def frontier_plan(study: str, spec: dict, runs: pd.DataFrame) -> int:
+    """Print each seed's LRs so far and next LR of the frontier search, then the lines."""
+    params = spec["params"]
+    for key in ("task", "variant", "model.depth", "optim.lr", "seed"):
+        if key not in params:
+            raise ReportError(f"study {study!r} sweeps no {key} (hydra.sweeper.params)")
+    tasks = [t for t in str(params["task"]).split(",") if t]
+    plans = frontier_search.plan(runs, params, configured_bars(tasks))
+    print(f"study {study}: frontier search per seed on the LR grid {params['optim.lr']} "
+          "(up by bisection, down one step at a time; docs/frontier.md)")  # fmt: skip
+    for p in plans:
+        ran = ", ".join(f"{lr:g} {'ok' if ok else 'fail'}" for lr, ok in sorted(p.tested.items()))
+        nxt = f"lr {p.next_lr}" if p.next_lr else "none (bracketed)"
+        print(f"  {p.task} {p.variant} d{p.depth} seed {p.seed}: {ran or 'nothing run'}; "
+              f"next: {nxt}")  # fmt: skip
+    done = sum(len(p.tested) for p in plans)
+    todo = sum(p.next_lr is not None for p in plans)
+    print(f"runs: {done} done, {todo} next; the whole grid: "
+          f"{len(plans) * len(str(params['optim.lr']).split(','))}")  # fmt: skip
+    lines = frontier_search.commands(plans, study)
+    print("\n".join(lines) if lines else "nothing left to run: every seed is bracketed")
     return 0

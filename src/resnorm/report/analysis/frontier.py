@@ -42,7 +42,9 @@ from resnorm.report.analysis.frontier_bar import (
 )
 from resnorm.report.analysis.table import higher_is_better
 
-MIN_GRID = 3  # a seed with fewer LRs than this says nothing about where training breaks
+# A seed with fewer LRs than this says nothing about where training breaks, unless its runs
+# bracket the frontier (``bracketed``: what the frontier search leaves).
+MIN_GRID = 3
 # Settings a frontier cell may have beyond task, arch and depth (columns when they vary).
 SETTINGS = tuple(k for k in SETTING_KEYS if k not in ("depth", "lr"))
 COLUMNS = ["task", "arch", "depth", "seeds", "lr_grid", "max_lr_median", "max_lr_low",
@@ -69,7 +71,9 @@ def definition(share: float = SUCCESS_SHARE) -> str:
         "'≥' marks the largest LR of the grid (the frontier may lie beyond it); resolution: "
         "one grid step (half a decade on the study's grid). A cell is a whole architecture "
         "and setting (heads, width, warmup, budget, ... are never pooled). "
-        f"Only seeds with ≥ {MIN_GRID} learning rates count."
+        f"Only seeds with ≥ {MIN_GRID} learning rates count, or whose runs bracket their "
+        "max stable LR (the next grid LR above it ran and failed), as the frontier search "
+        "(resnorm plan --study frontier) leaves them."
     )
 
 
@@ -123,16 +127,31 @@ def per_seed(
     runs = df.assign(success=successes(df, {t: lim.bar for t, lim in lims.items()}))
     runs = runs[runs["lr"].notna() & runs["task"].isin(list(lims))]
     keys = seed_keys(runs)
+    cell = [k for k in keys if k != "seed"]
+    grids = {}  # per cell, every LR some seed ran: the grid a search's bracket lies on
+    for key, g in runs.groupby(cell, dropna=False) if len(runs) else ():
+        grids[key] = sorted({float(x) for x in g["lr"]})
     rows = []
     for key, g in runs.groupby(keys, dropna=False) if len(runs) else ():
         by_lr = g.groupby("lr")["success"].any()
-        if len(by_lr) < MIN_GRID:
+        lrs, ok = [float(x) for x in by_lr.index], [bool(x) for x in by_lr.to_numpy()]
+        best = max_stable_lr(lrs, ok)
+        grid = grids[key[:-1] if "seed" in keys else key]
+        if len(lrs) < MIN_GRID and not bracketed(dict(zip(lrs, ok, strict=True)), grid, best):
             continue
         row = key_values(keys, key)
-        row["lr_grid"] = tuple(float(x) for x in by_lr.index)
-        row["max_lr"] = max_stable_lr(list(by_lr.index), list(by_lr.to_numpy()))
+        row["lr_grid"] = tuple(lrs)
+        row["max_lr"] = best
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def bracketed(tested: Mapping[float, bool], grid: list[float], best: float) -> bool:
+    """Whether a seed's runs pin its max stable LR ``best`` to one step of the cell's
+    ``grid`` (every LR some seed of the cell ran), as the frontier search leaves them: the
+    next grid LR above ``best`` ran and failed. ('≥ the top' and 'none' need MIN_GRID LRs.)"""
+    above = [lr for lr in grid if lr > best]
+    return not math.isnan(best) and bool(above) and tested.get(above[0]) is False
 
 
 def _lower_median(values: list[float]) -> float:

@@ -51,6 +51,7 @@ class Bar:
     reference_score: float = math.nan
     success_share: float = SUCCESS_SHARE
     pilot: str = ""  # how reference_score was measured (command, date)
+    reference_lr: float = math.nan  # the reference's best LR in the pilot (search start)
 
     @property
     def fixed(self) -> bool:
@@ -78,12 +79,13 @@ class Limit:
 def bar_from(conf: Mapping[str, Any] | None) -> Bar:
     """A task config's ``frontier`` mapping -> Bar (defaults for what it leaves out)."""
     conf = conf or {}
-    score = conf.get("reference_score")
+    score, lr = conf.get("reference_score"), conf.get("reference_lr")
     return Bar(
         reference=str(conf.get("reference") or REFERENCE),
         reference_score=float(score) if score is not None else math.nan,
         success_share=float(conf.get("success_share", SUCCESS_SHARE)),
         pilot=str(conf.get("pilot") or ""),
+        reference_lr=float(lr) if lr is not None else math.nan,
     )
 
 
