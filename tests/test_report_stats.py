@@ -103,6 +103,23 @@ def test_pairing_removes_seed_to_seed_variation():
     assert unpaired.low < 0 < unpaired.high  # the same data, unpaired: cannot tell
 
 
+def test_unpaired_fallback_averages_the_same_settings_in_both_arms():
+    """No shared seeds: each arm's per-seed means cover the settings both have, from seeds
+    that ran all of them; a seed that ran only the easy setting is not pooled in."""
+    rng = np.random.default_rng(3)
+
+    def rows(seeds, depths):
+        return [{"seed": s, "depth": d, "value": (1.0 if d == 2 else 0.0) + rng.normal(0, 0.01)}
+                for s in seeds for d in depths]  # fmt: skip
+
+    a = pd.DataFrame(rows(range(4), [2]) + rows(range(4, 8), [2, 8]))
+    b = pd.DataFrame(rows(range(10, 18), [2, 8]))
+    est, pairs = stats.difference(a, b, ["depth", "seed"], "value")
+    assert pairs.empty and not est.paired and est.n == 4  # seeds 4-7 of a only
+    assert est.low <= 0.0 <= est.high and est.high - est.low < 0.05
+    # (pooling a's easy-only seeds 0-3 in would put the difference near +0.25)
+
+
 def test_unpaired_difference_finds_a_known_shift():
     rng = np.random.default_rng(2)
     a, b = rng.normal(1.0, 0.1, 12), rng.normal(0.0, 0.1, 12)

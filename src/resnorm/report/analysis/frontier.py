@@ -127,16 +127,15 @@ def per_seed(
     runs = df.assign(success=successes(df, {t: lim.bar for t, lim in lims.items()}))
     runs = runs[runs["lr"].notna() & runs["task"].isin(list(lims))]
     keys = seed_keys(runs)
+    # the cell's grid (every LR some seed ran) is where a search's bracket lies
     cell = [k for k in keys if k != "seed"]
-    grids = {}  # per cell, every LR some seed ran: the grid a search's bracket lies on
-    for key, g in runs.groupby(cell, dropna=False) if len(runs) else ():
-        grids[key] = sorted({float(x) for x in g["lr"]})
+    runs = runs.assign(_cell=runs.groupby(cell, dropna=False).ngroup()) if len(runs) else runs
     rows = []
     for key, g in runs.groupby(keys, dropna=False) if len(runs) else ():
         by_lr = g.groupby("lr")["success"].any()
         lrs, ok = [float(x) for x in by_lr.index], [bool(x) for x in by_lr.to_numpy()]
         best = max_stable_lr(lrs, ok)
-        grid = grids[key[:-1] if "seed" in keys else key]
+        grid = sorted(set(runs.loc[runs["_cell"] == g["_cell"].iloc[0], "lr"].astype(float)))
         if len(lrs) < MIN_GRID and not bracketed(dict(zip(lrs, ok, strict=True)), grid, best):
             continue
         row = key_values(keys, key)

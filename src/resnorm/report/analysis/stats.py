@@ -171,7 +171,8 @@ def difference(
 
     Paired: only complete settings count (``complete_settings``), and each seed's
     differences are averaged over them, so n is a number of seeds. Unpaired (no shared
-    seed): Welch's interval over the two groups' per-seed means. Returns the estimate and
+    seed): Welch's interval over the two groups' per-seed means, each over the settings
+    both arms have, from the seeds that ran all of them. Returns the estimate and
     the pairs used (empty when unpaired).
     """
     setting = [k for k in keys if k != "seed"]
@@ -179,8 +180,20 @@ def difference(
     if len(pairs):
         est = mean_ci(pairs.groupby("seed")["diff"].mean())
         return Estimate(est.mean, est.low, est.high, est.n, True, est.se, est.df), pairs
+    if setting and "seed" in a and "seed" in b:
+        a, b = _every_setting(a, b, setting), _every_setting(b, a, setting)
     per_seed = [g.groupby("seed")[value].mean() if "seed" in g else g[value] for g in (a, b)]
     return unpaired_difference(*per_seed), pairs
+
+
+def _every_setting(g: pd.DataFrame, other: pd.DataFrame, setting: list[str]) -> pd.DataFrame:
+    """``g``'s seeds that ran every setting both arms have, at those settings: so each arm's
+    per-seed mean averages the same settings (a seed with only the easy one is not pooled
+    with a seed that has only the hard one)."""
+    both = g[setting].drop_duplicates().merge(other[setting].drop_duplicates(), on=setting)
+    g = g.merge(both, on=setting)
+    seen = g.drop_duplicates([*setting, "seed"]).groupby("seed").size()
+    return g[g["seed"].isin(seen[seen == len(both)].index)]
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
