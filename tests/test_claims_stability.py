@@ -225,6 +225,30 @@ def test_article_test_texts_state_the_one_interval_decision(claim):
     assert ("when it trains" in text) == (claim.key in "lm")
 
 
+def test_m_part_2_counts_failures_and_compares_advantages_where_all_four_trained():
+    """Unscaled attention failing at d_k = 64 on seeds 0-2 is a failure count (3/8 vs 0/8),
+    not three huge advantages averaged with five equal ones; the score form compares the
+    five seeds where all four runs trained (equal advantages: equivalent)."""
+    rng = np.random.default_rng(11)
+    base = _noise(rng, 0.85, 0.003)
+    broken = base.copy()
+    broken[:3] = 0.1
+    probes = {c: 0.0 for c in ("init_attn_entropy", "init_attn_max_logit",
+                               "final_attn_entropy", "final_attn_max_logit")}  # fmt: skip
+    f = _judge(
+        CLAIM_M,
+        _rows("pre_ln", base + 0.002, **probes),
+        _rows("pre_ln", base + 0.002, heads=1, **probes),
+        _rows("unscaled_attn", base, **probes),
+        _rows("unscaled_attn", broken, heads=1, **probes),
+    )
+    grows = f.parts[1]
+    fails, score = grows.forms
+    assert (fails.fewer, fails.more) == (failures.Count(0, 8), failures.Count(3, 8))
+    assert score.est.n == 5 and abs(score.est.mean) < 0.01
+    assert grows.outcome == INCONCLUSIVE  # 0/8 vs 3/8 points the claimed way, not significant
+
+
 # ---- the EitherPart: one decision over a failure form and a score form ----
 
 

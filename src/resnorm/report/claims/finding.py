@@ -52,7 +52,7 @@ class Finding:
         """Both arms' failure counts beside the effect: the headline's, or a failure part's."""
         for part in self.parts:
             fewer, more = getattr(part, "fewer", None), getattr(part, "more", None)
-            if fewer is not None and more is not None:
+            if fewer is not None and more is not None and (fewer.n or more.n):
                 return f"{part.arms[0]} {fewer.text()}; {part.arms[1]} {more.text()}"
         notes = [p.note or p.est.note for p in self.parts[:1]]
         return notes[0].replace("seeds where both trained; ", "") if notes and notes[0] else ""
