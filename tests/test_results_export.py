@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from resnorm.outputs import SUMMARY
+from resnorm.report.analysis import frontier
 from resnorm.report.claims.catalog import all_findings
 from resnorm.report.sources.classify import ReportError, classify
 from resnorm.report.sources.collect import load_sources
@@ -167,3 +168,15 @@ def test_committed_findings_report_is_built_from_the_committed_exports(tmp_path)
         return [ln for ln in path.read_text().splitlines() if ln.startswith("| (")]
 
     assert verdicts(out / "report.md") == verdicts(committed)
+
+
+def test_committed_frontier_table_is_the_one_its_export_gives():
+    """reports/frontier/'s table is what the frontier rule computes from
+    results/frontier_*.jsonl.gz today (a rule change shows here until it is rebuilt)."""
+    exports = sorted(RESULTS.glob("frontier_*.jsonl.gz"))
+    assert exports
+    runs = load_sources([classify(str(p)) for p in exports])[0].runs
+    head, rows = frontier.frontier_rows(frontier.frontier_table(runs))
+    committed = (RESULTS.parent / "reports" / "frontier" / "report.md").read_text().splitlines()
+    lines = ["| " + " | ".join(r) + " |" for r in [head, *rows]]
+    assert rows and all(line in committed for line in lines), lines
