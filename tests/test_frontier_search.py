@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 
 import pandas as pd
 import pytest
@@ -130,3 +131,39 @@ def test_on_a_failure_between_two_successes_the_search_may_report_the_upper_run(
             differ += 1
             assert ok != list(range(ok[0], ok[-1] + 1)), truth  # never on one run of successes
     assert 0 < differ < 2**N
+
+
+def test_run_into_runs_each_round_then_plans_again_until_nothing_is_left(tmp_path, monkeypatch):
+    rounds = [["resnorm train -m study=frontier optim.lr=1e-2 seed=0"],
+              ["resnorm train -m study=frontier optim.lr=3e-2 seed=0"], []]  # fmt: skip
+    seen_sources, ran = [], []
+
+    def fake_plan(args, sources):
+        seen_sources.append(list(sources))
+        return rounds.pop(0)
+
+    def fake_run(cmd, **kw):
+        ran.append(cmd[3:])
+        (tmp_path / "sweep").mkdir(exist_ok=True)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(plan_cli, "plan_lines", fake_plan)
+    monkeypatch.setattr(plan_cli.subprocess, "run", fake_run)
+    sweep = str(tmp_path / "sweep")
+    assert plan_cli.main(["--study", "frontier", "--run-into", sweep]) == 0
+    into = f"hydra.sweep.dir={sweep}"
+    assert ran == [["train", "-m", "study=frontier", f"optim.lr={lr}", "seed=0", into]
+                   for lr in ("1e-2", "3e-2")]  # fmt: skip
+    assert seen_sources == [[], [sweep], [sweep]]  # later rounds plan from what ran
+
+
+def test_run_into_stops_when_a_round_asks_for_the_same_runs_again(tmp_path, monkeypatch, capsys):
+    line = "resnorm train -m study=frontier optim.lr=1e-2 seed=0"
+    monkeypatch.setattr(plan_cli, "plan_lines", lambda args, sources: [line])
+    monkeypatch.setattr(plan_cli.subprocess, "run",
+                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0))  # fmt: skip
+    assert plan_cli.main(["--study", "frontier", "--run-into", str(tmp_path / "s")]) == 1
+    assert "the last round's runs are still needed" in capsys.readouterr().err
+    monkeypatch.setattr(plan_cli.subprocess, "run",
+                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 3))  # fmt: skip
+    assert plan_cli.main(["--study", "frontier", "--run-into", str(tmp_path / "s")]) == 3
