@@ -264,16 +264,13 @@ def claim_m(ctx: Context) -> Finding:
                 ctx.arm("unscaled_attn", heads=heads), ctx.arm("pre_ln", heads=heads), col
             )
             f.details.append(describe(f"{name}, unscaled − scaled, d_k={dk}", d, s))
+    narrow, wide = ctx.arm("unscaled_attn", heads=HEADS), ctx.arm("unscaled_attn", heads=1)
+    arms = ("unscaled_attn at d_k=16", "unscaled_attn at d_k=64")
     parts = [
         ctx.part("score scaled − unscaled", est, seeds, NOT_WORSE),
         either(
             "worse as d_k grows",
-            ctx.failure_part(
-                "unscaled_attn failures",
-                ctx.arm("unscaled_attn", heads=HEADS),
-                ctx.arm("unscaled_attn", heads=1),
-                ("unscaled_attn at d_k=16", "unscaled_attn at d_k=64"),
-            ),
+            ctx.failure_part("unscaled_attn failures", narrow, wide, arms),
             ctx.part(
                 "unscaled's advantage d_k=16 − d_k=64, when all four train",
                 grows,
