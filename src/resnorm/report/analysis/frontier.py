@@ -130,12 +130,17 @@ def per_seed(
     # the cell's grid (every LR some seed ran) is where a search's bracket lies
     cell = [k for k in keys if k != "seed"]
     runs = runs.assign(_cell=runs.groupby(cell, dropna=False).ngroup()) if len(runs) else runs
+    grids = (
+        {c: sorted(set(g.astype(float))) for c, g in runs.groupby("_cell")["lr"]}
+        if len(runs)
+        else {}
+    )
     rows = []
     for key, g in runs.groupby(keys, dropna=False) if len(runs) else ():
         by_lr = g.groupby("lr")["success"].any()
         lrs, ok = [float(x) for x in by_lr.index], [bool(x) for x in by_lr.to_numpy()]
         best = max_stable_lr(lrs, ok)
-        grid = sorted(set(runs.loc[runs["_cell"] == g["_cell"].iloc[0], "lr"].astype(float)))
+        grid = grids[g["_cell"].iloc[0]]
         if len(lrs) < MIN_GRID and not bracketed(dict(zip(lrs, ok, strict=True)), grid, best):
             continue
         row = key_values(keys, key)
