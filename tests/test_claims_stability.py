@@ -404,3 +404,16 @@ def test_c_deep_stacks_that_fail_on_every_seed_stop_training():
     stops = f.parts[2]
     assert stops.forms[1].seeds == 0 and stops.outcome == BETTER
     assert f.verdict == SUPPORTED and "no_residual 8/8 failed" in f.failures_text()
+
+
+def test_c_counts_failures_only_at_the_settings_the_scores_are_compared_at():
+    """pre_ln also has an LR cell (lr 1e-1, 4 seeds, 2 failing) that no_residual lacks. The
+    scores are compared at lr 1e-3 only, so the counts beside them are lr 1e-3's: pre_ln
+    0/8, not the 2/8 a count over every pre_ln run at depth 8 gave."""
+    rng = np.random.default_rng(11)
+    lr_cell = _rows("pre_ln", [0.1, 0.1, 0.9, 0.9], lr=1e-1, init_cos_last=0.3, final_cos_last=0.3)
+    f = _judge(CLAIM_C, *_collapse_study(rng, 0.6, 0.95), lr_cell)
+    failure_form, score_form = f.parts[2].forms
+    assert failure_form.fewer.text().startswith("0/8 failed")
+    assert "pre_ln 0/8 failed" in score_form.est.note
+    assert "pre_ln 0/8 failed" in f.details[2] and "2/8" not in f.details[2]

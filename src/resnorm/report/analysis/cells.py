@@ -70,3 +70,17 @@ def setting_text(row: Mapping[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(
         f"{k} {value_text(row.get(k))}" for k in keys if k not in ALWAYS_SHOWN and k in row
     )
+
+
+def at_shared(
+    a: pd.DataFrame, b: pd.DataFrame, setting: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both frames cut to the values of ``setting`` (columns) that both have. No columns:
+    both unchanged; either frame empty: both empty."""
+    if not setting:
+        return a, b
+    if a.empty or b.empty:
+        return a.iloc[0:0], b.iloc[0:0]
+    keys = list(setting)
+    common = a[keys].drop_duplicates().merge(b[keys].drop_duplicates(), on=keys)
+    return a.merge(common, on=keys), b.merge(common, on=keys)

@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from resnorm.report.analysis.cells import at_shared
 from resnorm.report.analysis.stats import NONE, Estimate, complete_settings, mean_ci, pair
 from resnorm.report.claims.ceiling import CeilingPart, ceiling
 from resnorm.report.claims.claim import HERE, Claim
@@ -218,7 +219,7 @@ def claim_c(ctx: Context) -> Finding:
         ),
         describe("final cosine off − on", compare(off_deep, on_deep, "final_cos_last")[0], s1),
     ]
-    on_at, off_at = _shared(on_deep, off_deep)
+    on_at, off_at = at_shared(on_deep, off_deep, [k for k in PAIR_KEYS if k != "seed"])
     parts = [
         CLAIM_C.probe_part(f"cosine off − on at depth {deep:g}", cos, s1, COS),
         CeilingPart(
@@ -239,15 +240,6 @@ def claim_c(ctx: Context) -> Finding:
     f = fill(f, parts, ctx)
     f.untestable = ctx.learned(on_deep)
     return f
-
-
-def _shared(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both arms at the settings (all pair keys but the seed) they share."""
-    setting = [k for k in PAIR_KEYS if k != "seed"]
-    if a.empty or b.empty:
-        return a.iloc[0:0], b.iloc[0:0]
-    common = a[setting].drop_duplicates().merge(b[setting].drop_duplicates(), on=setting)
-    return a.merge(common, on=setting), b.merge(common, on=setting)
 
 
 CLAIM_C = Claim(

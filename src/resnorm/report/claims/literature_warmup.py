@@ -12,6 +12,7 @@ from dataclasses import replace
 import pandas as pd
 
 from resnorm.report.analysis import failures
+from resnorm.report.analysis.cells import at_shared
 from resnorm.report.analysis.stats import Estimate
 from resnorm.report.claims.claim import HERE, Claim
 from resnorm.report.claims.either import either
@@ -60,14 +61,6 @@ def gain_estimate(arch: str, warm: pd.DataFrame, cold: pd.DataFrame) -> tuple[Es
     return (replace(est, note=note) if est.n else est), seeds
 
 
-def _shared(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both frames at the settings they share (failure counts of two arms, unpaired)."""
-    if a.empty or b.empty:
-        return a.iloc[0:0], b.iloc[0:0]
-    common = a[SETTING].drop_duplicates().merge(b[SETTING].drop_duplicates(), on=SETTING)
-    return a.merge(common, on=SETTING), b.merge(common, on=SETTING)
-
-
 def claim_b(ctx: Context) -> Finding:
     f = CLAIM_B.finding(
         ctx,
@@ -95,7 +88,7 @@ def claim_b(ctx: Context) -> Finding:
     inter, s_inter = compare(warmup_gain(post_w, post_c), warmup_gain(pre_w, pre_c), "gain", KEYS)
     notes = counts_note("post_ln", post_w, post_c) + "; " + counts_note("pre_ln", pre_w, pre_c)
     inter = replace(inter, note="seeds where all four runs trained; " + notes) if inter.n else inter
-    cold_pre, cold_post = _shared(pre_c, post_c)
+    cold_pre, cold_post = at_shared(pre_c, post_c, SETTING)
     post_needs = either(
         "post_ln needs warmup",
         ctx.failure_part(
@@ -122,7 +115,7 @@ def claim_b(ctx: Context) -> Finding:
     f = fill(f, [post_needs, pre_less], ctx)
     # the reference: pre_ln with warmup, at the settings post_ln is judged at
     pre = ctx.arm("pre_ln")
-    f.untestable = ctx.learned(_shared(pre[pre["warmup_steps"] > 0], post_w)[0])
+    f.untestable = ctx.learned(at_shared(pre[pre["warmup_steps"] > 0], post_w, SETTING)[0])
     return f
 
 

@@ -22,6 +22,7 @@ from functools import cached_property
 import pandas as pd
 
 from resnorm.report.analysis import failures
+from resnorm.report.analysis.cells import at_shared
 from resnorm.report.analysis.stats import NONE, Estimate, difference
 from resnorm.report.claims.finding import Finding
 from resnorm.report.claims.missing import at_width, base_width, by_cell, missing_cells
@@ -213,7 +214,8 @@ def compare(
     """
     note = ""
     if value == "value" and not a.empty and not b.empty:
-        counts = failures.count(a), failures.count(b)
+        # failures at the settings both arms have: those the scores are compared at
+        counts = tuple(map(failures.count, at_shared(a, b, [k for k in keys if k != "seed"])))
         note = failures.note(*counts, (_label(a), _label(b)))
         if when_trained:
             a, b = failures.trained(a), failures.trained(b)
@@ -231,10 +233,7 @@ def _compare(
 ) -> tuple[Estimate, int]:
     a = a[a[value].notna()]
     b = b[b[value].notna()]
-    setting = [k for k in keys if k != "seed"]
-    if setting and not a.empty and not b.empty:
-        common = a[setting].drop_duplicates().merge(b[setting].drop_duplicates(), on=setting)
-        a, b = a.merge(common, on=setting), b.merge(common, on=setting)
+    a, b = at_shared(a, b, [k for k in keys if k != "seed"])
     if a.empty or b.empty:
         return NONE, 0
     est, pairs = difference(a, b, list(keys), value, MIN_SEEDS)
