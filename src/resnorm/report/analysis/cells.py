@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # The model's size and the training setting: not part of ``arch`` (variants.SETTING_FIELDS).
@@ -75,12 +76,15 @@ def setting_text(row: Mapping[str, Any], keys: Sequence[str]) -> str:
 def at_shared(
     a: pd.DataFrame, b: pd.DataFrame, setting: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both frames cut to the values of ``setting`` (columns) that both have. No columns:
-    both unchanged; either frame empty: both empty."""
+    """Both frames cut to the values of ``setting`` (columns) that both have, rows in their
+    order; a missing value matches a missing value. No columns: both unchanged; either frame
+    empty: both empty."""
     if not setting:
         return a, b
     if a.empty or b.empty:
         return a.iloc[0:0], b.iloc[0:0]
     keys = list(setting)
-    common = a[keys].drop_duplicates().merge(b[keys].drop_duplicates(), on=keys)
-    return a.merge(common, on=keys), b.merge(common, on=keys)
+    both = pd.concat([a[keys], b[keys]], ignore_index=True)
+    codes = both.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
+    in_a, in_b = codes[: len(a)], codes[len(a) :]
+    return a[np.isin(in_a, in_b)], b[np.isin(in_b, in_a)]
