@@ -16,7 +16,7 @@ import yaml
 import resnorm.report.claims as claims_pkg
 from resnorm.paths import conf_dir
 from resnorm.report.claims.case_files import case_list
-from resnorm.report.claims.claim import Claim
+from resnorm.report.claims.claim import BUDGET, Claim
 from resnorm.report.claims.finding import Finding
 from resnorm.report.claims.needs import MIN_SEEDS, Cell
 from resnorm.report.claims.registry import CLAIMS, all_cells, cases, claim, used_by
@@ -144,7 +144,8 @@ def test_test_returns_its_claims_finding_and_its_needs_suffice(key):
     f = c.test(Context("t", runs, runs))
     assert isinstance(f, Finding)
     assert (f.id, f.claim, f.source, f.task) == (c.key, c.statement, c.source, "t")
-    assert f.cells == c.needs and f.paper == c.paper
+    assert f.cells == c.needs and f.paper == c.paper.replace(BUDGET, "t 200 steps")
+    assert BUDGET not in f.paper  # the distance names the budget the runs had, not a constant
     assert f.missing == []  # every needed cell has its seeds
     assert f.needs.startswith("t: ") and all(cell.label() in f.needs for cell in c.needs)
     if f.fixed is not None:  # (i), (j): exact checks

@@ -14,7 +14,7 @@ import pandas as pd
 
 from resnorm.report.analysis.stats import pair
 from resnorm.report.claims.article import ARTICLE
-from resnorm.report.claims.claim import Claim
+from resnorm.report.claims.claim import BUDGET, Claim
 from resnorm.report.claims.gates import Untestable, decided, untestable
 from resnorm.report.claims.needs import DEEP, DIM, SHALLOW, Cell
 from resnorm.report.claims.rules import (
@@ -124,5 +124,5 @@ CLAIM_R = Claim(
     ),
     test=claim_r,
     paper="The seed article states it without a setting; here: widths 32 vs 64 only, "
-    "depths 2 vs 8, the task's own step budget, lr 1e-3, the embedded tasks.",
+    f"depths 2 vs 8, {BUDGET}, lr 1e-3, the embedded tasks.",
 )

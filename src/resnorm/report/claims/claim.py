@@ -17,14 +17,13 @@ from resnorm.report.claims.rules import PROBE_MIN_EFFECTS, ClaimFn, Context
 from resnorm.report.claims.verdicts import BETTER, Part
 
 # The setting of the embedded tests, for each claim's distance from its source's setting.
-HERE = (
-    "here: width 64, depth 8 (c: also 2), each task's own step budget (image_digits 600), "
-    "lr 1e-3, the embedded tasks"
-)
+# BUDGET is filled in per finding with the step budgets of its task's runs (``budget``).
+BUDGET = "{budget}"
+HERE = f"here: width 64, depth 8 (c: also 2), {BUDGET}, lr 1e-3, the embedded tasks"
 # (d), (g): every variant at its own best lr of the grid, chosen on validation
 OWN_LR = (
-    "here: width 64, depth 8, each task's own step budget, each variant at its own val-best lr "
-    "of 1e-4 … 1e-1, the embedded tasks"
+    f"here: width 64, depth 8, {BUDGET}, each variant at its own val-best lr of 1e-4 … 1e-1, "
+    "the embedded tasks"
 )
 
 
@@ -58,7 +57,7 @@ class Claim:
             test,
             unit=unit,
             cells=self.needs,
-            paper=self.paper,
+            paper=self.paper.replace(BUDGET, budget(ctx)),
         )
 
     def probe_part(
@@ -69,3 +68,11 @@ class Claim:
         if column not in self.probes:
             raise ValueError(f"claim ({self.key}) does not declare probe quantity {column!r}")
         return Part(name, est, seeds, expect, PROBE_MIN_EFFECTS[column], MIN_SEEDS)
+
+
+def budget(ctx: Context) -> str:
+    """The step budgets of this task's runs, e.g. 'speech_synth 800 steps' (a study may
+    hold several: the demo's 200 and 300)."""
+    steps = ctx.runs["max_steps"].dropna() if "max_steps" in ctx.runs else ()
+    values = ", ".join(f"{int(v)}" for v in sorted(set(steps)))
+    return f"{ctx.task} {values} steps" if values else "each task's own step budget"

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 
 from resnorm.report.analysis import failures
-from resnorm.report.claims.claim import Claim
+from resnorm.report.claims.claim import BUDGET, Claim
 from resnorm.report.claims.failing_depth import (
     FAILS,
     JUDGE_KEYS,
@@ -123,7 +123,7 @@ CLAIM_D = Claim(
     test=claim_d,
     paper="Bachlechner et al. 2020: 12–128 layers on enwik8 (d = 256–512), each model at "
     "its own tuned lr; here: width 64, depths 8 (lr grid 1e-4 … 1e-1) and 32 (lr 1e-3), "
-    "each task's own step budget, judged at the depth where no_norm fails.",
+    f"{BUDGET}, judged at the depth where no_norm fails.",
 )
 
 
@@ -182,5 +182,5 @@ CLAIM_E = Claim(
     test=claim_e,
     paper="Wang et al. 2022: 200–1000 layers (d = 512–1024), translation, where Post-LN "
     "diverges from about 18 layers; here: width 64, depths 16 and 32, lr 3e-4 or 1e-3 "
-    "(warmup 50), each task's own step budget, judged at the depth where Post-LN fails.",
+    f"(warmup 50), {BUDGET}, judged at the depth where Post-LN fails.",
 )
