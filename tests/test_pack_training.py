@@ -201,10 +201,12 @@ def test_packed_members_diverge_by_their_own_thresholds(tmp_path):
     1.05 stops at step 2 and the one with 1000 trains on, packed as alone (both used to stop
     with member 0's 1.05).
 
-    Float32 sums in a pack's batched kernels differ from a solo run's in the last bit (8e-8
-    relative at step 1), and at this LR such a difference grows about tenfold per step, so the
-    survivor's later losses are compared with the same member in a pack of two survivors:
-    bitwise equal, so nothing of member 0's thresholds reaches it."""
+    Float32 sums in a pack's batched kernels differ from a solo run's in the last bit, and
+    one update at this LR magnifies that: step 0's loss is bitwise equal, step 1's within
+    1e-4 relative (8e-8 on one x86 CPU, 1.4e-5 on another, with AVX-512). It grows about
+    tenfold per step after that, so the survivor's later losses are compared with the same
+    member in a pack of two survivors: bitwise equal, so nothing of member 0's thresholds
+    reaches it."""
     grid = "stability.divergence_loss_multiple=1.05,1000.0"
     args = ("optim.lr=0.5", "optim.warmup_steps=0")
     solo = sweep(tmp_path / "solo", *args, grid)
@@ -218,9 +220,10 @@ def test_packed_members_diverge_by_their_own_thresholds(tmp_path):
     assert solo[tripped][0]["status"] == "diverged" and solo[tripped][0]["diverged_at_step"] == 2
     assert solo[kept][0]["status"] == "completed" and solo[kept][0]["steps"] == 40
     assert sorted(packed[tripped][1]) == sorted(solo[tripped][1])
+    assert sorted(solo[tripped][1]) == [0, 1]
     for key in (tripped, kept):  # up to the step the first member stops
-        for step in solo[tripped][1]:
-            assert close(packed[key][1][step], solo[key][1][step], 1e-5), (key, step)
+        assert packed[key][1][0] == solo[key][1][0], key
+        assert close(packed[key][1][1], solo[key][1][1], 1e-4), key
     # seed 0 as member 1 again, beside a member that does not stop
     twins = sweep(tmp_path / "twins", *args, "stability.divergence_loss_multiple=1000.0",
                   "seed=1,0", "pack=2")  # fmt: skip

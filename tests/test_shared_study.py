@@ -41,8 +41,19 @@ def test_a_claim_excludes_others_until_released(tmp_path):
     assert not (tmp_path / CLAIM).exists()
     third = acquire(tmp_path, FAST)
     assert isinstance(third, Claim)
-    third.release()
-    assert len((tmp_path / CLAIM_LOG).read_text().splitlines()) == 2
+    third.release(untrained="completed before")  # found finished: given back untrained
+    log = (tmp_path / CLAIM_LOG).read_text().splitlines()
+    assert len(log) == 3 and log[1].split(" claimed by ")[1] in log[2]
+    assert log[2].endswith(", not trained: completed before")
+    assert trained_claims(log) == [log[0]]
+
+
+def trained_claims(log: list[str]) -> list[str]:
+    """The ``claims.log`` lines of claims that were not given back untrained."""
+    untrained = {line.split(" released by ")[1].split(",")[0] for line in log
+                 if " released by " in line}  # fmt: skip
+    return [line for line in log if " claimed by " in line
+            and line.split(" claimed by ")[1].split(" (")[0] not in untrained]  # fmt: skip
 
 
 def test_the_heartbeat_keeps_a_claim_live_past_stale_s(tmp_path):
@@ -182,8 +193,10 @@ def test_three_launchers_divide_a_study_and_a_killed_ones_run_is_taken_over(tmp_
     assert [s["status"] for s in summaries] == ["completed"] * 6
     # each run completed once: one "completed" line per run across the three outputs
     assert sum(o.count("resnorm: completed") for o in outs) == 6, outs
-    # and started once, plus one start per takeover of a run the killed launcher held
-    starts = {d.name: (d / CLAIM_LOG).read_text().splitlines() for d in run_dirs}
+    # and started once, plus one start per takeover of a run the killed launcher held (a
+    # launcher that claims a run another has just finished gives it back untrained)
+    starts = {d.name: trained_claims((d / CLAIM_LOG).read_text().splitlines())
+              for d in run_dirs}  # fmt: skip
     takeovers = [n for n, lines in starts.items() if len(lines) > 1]
     assert all(len(lines) == 1 for n, lines in starts.items() if n not in takeovers)
     assert takeovers, starts  # the victim was killed holding a run

@@ -8,7 +8,8 @@ stale when its heartbeat is older than ``stale_s``, or at once when it was made 
 machine by a process that no longer exists; a stale claim is taken over under a short
 ``.claim.json.takeover`` lock (so two launchers never both remove one claim and one of
 them a fresh one), and the run resumes from its checkpoint. Every claim made is appended
-to ``<run dir>/claims.log``: who trained what, and who took over from whom.
+to ``<run dir>/claims.log``: who trained what, and who took over from whom; a claim given
+back without training (the run had finished under another launcher meanwhile) says so.
 
 Torch-free: the sweeper and the app both use it.
 """
@@ -132,15 +133,22 @@ class Claim:
             except OSError:
                 return  # taken over after all (a stalled process): the new owner's now
 
-    def release(self) -> None:
+    def release(self, untrained: str = "") -> None:
+        """Give the run back; ``untrained`` says why this claim did not train it (logged)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if untrained:
+            _log(self.run_dir, f"released by {_me(self.token)}, not trained: {untrained}")
         try:
             if json.loads(self.path.read_text()).get("token") == self.token:
                 self.path.unlink()
         except (OSError, ValueError):
             pass
+
+
+def _me(token: str) -> str:
+    return f"{socket.gethostname()} pid {os.getpid()} token {token[:8]}"
 
 
 def _log(run_dir: Path, text: str) -> None:
@@ -202,9 +210,8 @@ def acquire(run_dir: str | os.PathLike[str], opts: ClaimOptions) -> Claim | Hold
         if claim is not None:
             claim.took_over = took_over.describe() if took_over else ""
             claim.start_heartbeat()
-            me = f"{socket.gethostname()} pid {os.getpid()} token {claim.token[:8]}"
             extra = f" (took over from {took_over.describe()})" if took_over else ""
-            _log(run_dir, f"claimed by {me}{extra}")
+            _log(run_dir, f"claimed by {_me(claim.token)}{extra}")
             return claim
         holder = inspect(run_dir, opts)
         if holder is None:

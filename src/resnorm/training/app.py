@@ -59,12 +59,12 @@ def failed(run_dir: str, exc: BaseException) -> None:
     print(f"resnorm: error: {one_line_error(exc)} [{run_dir}]", file=sys.stderr)
 
 
-def skipped(config: dict[str, Any], run_dir: str) -> bool:
-    """True (and said so) when ``run_dir`` already holds this run's answer."""
+def skipped(config: dict[str, Any], run_dir: str) -> str | None:
+    """The status ``run_dir`` already holds this run's answer with (and said so), or None."""
     status = done_before(config, run_dir)
     if status:
         print(f"resnorm: skipped ({status} before) [{run_dir}]")
-    return status is not None
+    return status
 
 
 def rejected(run_dir: str, exc: Exception, hc: Any, multirun: bool) -> None:
@@ -98,7 +98,7 @@ def skipped_failed(cfg: DictConfig, run_dir: str, multirun: bool) -> None:
 class RankClaim:
     """What DDP ranks above 0 hold: they train under rank 0's claim."""
 
-    def release(self) -> None:
+    def release(self, untrained: str = "") -> None:
         pass
 
 
@@ -179,8 +179,8 @@ def train_members(
             if held is None:
                 continue
             write_hydra_files(member)
-            if skipped(member["config"], run_dir):  # maybe finished by another launcher
-                held.release()
+            if status := skipped(member["config"], run_dir):  # maybe finished elsewhere
+                held.release(untrained=f"{status} before")
                 continue
         except Exception as exc:
             if held is not None:
@@ -228,7 +228,7 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
     if not multirun:  # a study's jobs are named by its end line (resnorm.sweeps.study_end)
         announce_run_dir(run_dir)
     held: Claim | RankClaim | None = None
-    summary = None
+    summary, untrained = None, ""
     from resnorm.training.validate import check_config
 
     try:
@@ -243,9 +243,11 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
         status = previous_status(run_dir, run_key(OmegaConf.to_container(cfg, resolve=True)))
         rerun_failed = bool(OmegaConf.select(cfg, "study.rerun_failed", default=False))
         if status == FAILED and not rerun_failed:
+            untrained = f"{status} before"
             skipped_failed(cfg, run_dir, multirun)
             return None
         if should_skip(status, rerun_failed):
+            untrained = f"{status} before"
             print(f"resnorm: skipped ({status} before) [{run_dir}]")
             return None
         cap_threads(cfg, hc)
@@ -258,7 +260,7 @@ def main(cfg: DictConfig) -> float | list[float | None] | None:
         return None
     finally:
         if held is not None:
-            held.release()
+            held.release(untrained)
         rows = refresh_index(hc.sweep.dir) if multirun else None
         if summary is not None:
             report([(run_dir, summary)], rows)
