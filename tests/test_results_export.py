@@ -156,8 +156,9 @@ def test_committed_exports_are_compact_and_readable():
 
 @pytest.mark.slow
 def test_committed_findings_report_is_built_from_the_committed_exports(tmp_path):
-    """reports/findings/ is what `resnorm report results/*.jsonl.gz` writes today: anyone can
-    regenerate it, and a rule change that moves a verdict shows here until it is rebuilt."""
+    """reports/findings/ is what `resnorm report results/findings_*.jsonl.gz` writes today:
+    anyone can regenerate it, and a rule change that moves a verdict shows here until it is
+    rebuilt."""
     committed = RESULTS.parent / "reports" / "findings" / "report.md"
     out = tmp_path / "findings"
     res = resnorm("report", *map(str, sorted(RESULTS.glob("findings_*.jsonl.gz"))),
